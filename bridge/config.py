@@ -1,0 +1,149 @@
+"""Every setting the bridge reads, in one typed object built from environment variables.
+
+The README's configuration table and the Helm chart's values mirror this file: a new
+setting is added here first, then documented there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+KAFKA_ENV_PREFIX = "KAFKA_"
+
+# librdkafka properties the bridge owns: overriding them would break the promise that a
+# 2xx means the record reached Kafka, so a pass-through variable naming one is refused.
+PROTECTED_KAFKA_PROPERTIES = frozenset(
+    {
+        "bootstrap.servers",
+        "enable.idempotence",
+        "acks",
+        "request.required.acks",
+        "message.timeout.ms",
+        "delivery.timeout.ms",
+        "max.in.flight.requests.per.connection",
+        "max.in.flight",
+    }
+)
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message names the variable and the fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    kafka_bootstrap_servers: str = Field(
+        default="",
+        validation_alias="KAFKA_BOOTSTRAP_SERVERS",
+        description="Comma-separated host:port list of the Kafka cluster.",
+    )
+    webhook_secrets: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        validation_alias="UNIT21_WEBHOOK_SECRETS",
+        description="Comma-separated Unit21 webhook secrets; a request signed with any of them is accepted.",
+    )
+    allow_unsigned: bool = Field(
+        default=False,
+        validation_alias="BRIDGE_ALLOW_UNSIGNED",
+        description="Accept requests without checking signatures. Only for local experiments.",
+    )
+    topic_prefix: str = Field(default="unit21.", validation_alias="BRIDGE_TOPIC_PREFIX")
+    signature_tolerance_seconds: int = Field(
+        default=300, ge=1, validation_alias="BRIDGE_SIGNATURE_TOLERANCE_SECONDS"
+    )
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, validation_alias="BRIDGE_MAX_BODY_BYTES")
+    delivery_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        validation_alias="BRIDGE_DELIVERY_TIMEOUT_SECONDS",
+        description="How long an HTTP answer waits for the broker's acknowledgement.",
+    )
+    host: str = Field(default="0.0.0.0", validation_alias="BRIDGE_HOST")
+    port: int = Field(default=8080, ge=1, le=65535, validation_alias="BRIDGE_PORT")
+    workers: int = Field(default=1, ge=1, le=64, validation_alias="BRIDGE_WORKERS")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias=AliasChoices("BRIDGE_LOG_LEVEL")
+    )
+    readiness_cache_seconds: float = Field(
+        default=5.0, ge=0, validation_alias="BRIDGE_READINESS_CACHE_SECONDS"
+    )
+    kafka_properties: dict[str, str] = Field(
+        default_factory=dict,
+        description="librdkafka properties from KAFKA_* variables (KAFKA_SASL_MECHANISM -> sasl.mechanism).",
+    )
+
+    @field_validator("webhook_secrets", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not set(value) <= allowed:
+            raise ValueError("may contain only letters, digits, '.', '_' and '-' (Kafka topic rules)")
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from an environment (default: the process's) plus explicit overrides."""
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, object] = {k: v for k, v in env.items() if _is_known_variable(k)}
+        values["kafka_properties"] = kafka_properties_from_env(env)
+        values.update(overrides)
+        return cls.model_validate(values)
+
+    def topic(self, suffix: str) -> str:
+        return f"{self.topic_prefix}{suffix}"
+
+    def check_serve(self) -> None:
+        """Refuse the production start-up when a setting would make the bridge unsafe."""
+        if not self.kafka_bootstrap_servers:
+            raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set: the bridge has no cluster to publish to.")
+        if not self.webhook_secrets and not self.allow_unsigned:
+            raise ConfigError(
+                "UNIT21_WEBHOOK_SECRETS is not set, so no webhook could be authenticated. Set it to the "
+                "comma-separated secrets shown in Unit21's webhook settings, or set BRIDGE_ALLOW_UNSIGNED=true "
+                "to accept unsigned requests (never in production)."
+            )
+
+
+def _is_known_variable(name: str) -> bool:
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, str) and alias == name:
+            return True
+        if isinstance(alias, AliasChoices) and name in alias.choices:
+            return True
+    return False
+
+
+def kafka_properties_from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """KAFKA_SECURITY_PROTOCOL=SASL_SSL -> {"security.protocol": "SASL_SSL"}.
+
+    Kubernetes injects KAFKA_SERVICE_HOST-style variables for a Service named "kafka";
+    the chart disables service links, and librdkafka rejects unknown names at start-up
+    with a message that names the variable, so a stray one is never silently ignored.
+    """
+    props: dict[str, str] = {}
+    for name, value in environ.items():
+        if not name.startswith(KAFKA_ENV_PREFIX) or name == "KAFKA_BOOTSTRAP_SERVERS":
+            continue
+        prop = name[len(KAFKA_ENV_PREFIX) :].lower().replace("_", ".")
+        if prop in PROTECTED_KAFKA_PROPERTIES:
+            raise ConfigError(
+                f"{name} would override the producer's '{prop}', which the bridge sets itself to keep its "
+                "delivery guarantee (use BRIDGE_DELIVERY_TIMEOUT_SECONDS for the deadline)."
+            )
+        props[prop] = value
+    return props
