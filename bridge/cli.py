@@ -1,0 +1,386 @@
+"""`unit21-bridge`: serve, dev, send, tail, topics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bridge import __version__, routes
+from bridge.config import ConfigError, Settings
+
+log = logging.getLogger("bridge.cli")
+
+DEFAULT_URL = "http://127.0.0.1:8080/webhooks/unit21"
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "webhooks"
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """Connection settings shared by admin and consumer clients (security, SASL, TLS)."""
+    return {"bootstrap.servers": settings.kafka_bootstrap_servers, **settings.kafka_properties}
+
+
+# -- serve --------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bridge.logs import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    try:
+        settings.check_serve()
+        _check_producer_config(settings)
+    except (ConfigError, ValueError) as exc:
+        print(f"unit21-bridge: cannot start: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        "bridge.app:app_from_env",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+    return 0
+
+
+def _check_producer_config(settings: Settings) -> None:
+    """Fail before binding the port when a KAFKA_* property is unknown or invalid."""
+    from confluent_kafka import KafkaException, Producer
+
+    from bridge.publisher import producer_config
+
+    try:
+        Producer(producer_config(settings)).flush(0)
+    except KafkaException as exc:
+        raise ConfigError(f"invalid Kafka setting: {exc.args[0].str()} (check the KAFKA_* variables)") from None
+
+
+# -- dev ----------------------------------------------------------------------------------
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bridge.app import create_app
+    from bridge.embedded import EmbeddedBroker
+    from bridge.logs import configure_logging
+    from bridge.topics import create_topics
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    broker: EmbeddedBroker | None = None
+    overrides: dict[str, object] = {}
+    if not settings.kafka_bootstrap_servers:
+        broker = EmbeddedBroker().start()
+        overrides["kafka_bootstrap_servers"] = broker.bootstrap_servers
+        log.warning(
+            "KAFKA_BOOTSTRAP_SERVERS is not set: started an EMBEDDED in-memory broker (Tansu) at %s. "
+            "Records are lost when this process stops. `unit21-bridge serve` never does this.",
+            broker.bootstrap_servers,
+        )
+    secret = settings.webhook_secrets[0] if settings.webhook_secrets else "dev-" + secrets.token_hex(8)
+    if not settings.webhook_secrets:
+        overrides["webhook_secrets"] = (secret,)
+    settings = settings.model_copy(update=overrides)
+    try:
+        names = [settings.topic(suffix) for suffix in routes.ALL_SUFFIXES]
+        created = create_topics(client_config(settings), names, partitions=3, replication_factor=-1)
+        log.info("topics: %s", ", ".join(f"{name} ({state})" for name, state in created.items()))
+        sample = EXAMPLES_DIR / "alert_created.json"
+        url = f"http://{args.host}:{args.port}/webhooks/unit21"
+        print(
+            "\n"
+            f"  unit21-kafka-bridge {__version__} (development mode)\n"
+            f"  webhook URL     : {url}\n"
+            f"  signing secret  : {secret}\n"
+            f"  Kafka bootstrap : {settings.kafka_bootstrap_servers}\n\n"
+            "  Post a signed sample webhook (another terminal):\n"
+            f"    .venv/bin/unit21-bridge send --url {url} --secret {secret} {sample}\n"
+            "  Read the records back:\n"
+            f"    KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers} "
+            f".venv/bin/unit21-bridge tail {settings.topic('alert')}\n",
+            flush=True,
+        )
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
+    finally:
+        if broker is not None:
+            broker.stop()
+    return 0
+
+
+# -- send ---------------------------------------------------------------------------------
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from bridge.signature import signature_header
+
+    settings = Settings.from_env()
+    secret = args.secret or (settings.webhook_secrets[0] if settings.webhook_secrets else None)
+    if secret is None and not args.unsigned:
+        print("unit21-bridge send: give --secret (or set UNIT21_WEBHOOK_SECRETS), or --unsigned", file=sys.stderr)
+        return 2
+    failures = 0
+    for name in args.files:
+        body = Path(name).read_bytes()
+        headers = {"Content-Type": "application/json", "User-Agent": f"unit21-bridge-send/{__version__}"}
+        if secret is not None and not args.unsigned:
+            timestamp = args.timestamp if args.timestamp is not None else int(time.time())
+            headers["Unit21-Signature"] = signature_header(secret, timestamp, body)
+        request = urllib.request.Request(args.url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=args.timeout) as response:
+                status, answer = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, answer = exc.code, exc.read()
+        except urllib.error.URLError as exc:
+            print(f"{name}: cannot reach {args.url}: {exc.reason}", file=sys.stderr)
+            failures += 1
+            continue
+        print(f"{name}: {status} {answer.decode('utf-8', 'replace')}")
+        failures += not 200 <= status < 300
+    return 1 if failures else 0
+
+
+# -- tail ---------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+
+    from bridge.codec import DecodeError, SingleObjectCodec
+    from bridge.messages import MessageBuilder
+    from bridge.schemas import SchemaSet
+
+    settings = Settings.from_env()
+    if args.bootstrap_servers:
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": args.bootstrap_servers})
+    if not settings.kafka_bootstrap_servers:
+        print("unit21-bridge tail: set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers", file=sys.stderr)
+        return 2
+    topic = args.topic if args.topic not in routes.ALL_SUFFIXES else settings.topic(args.topic)
+    schemas = SchemaSet.load()
+    codec = SingleObjectCodec(schemas)
+    builder = MessageBuilder(schemas, codec, settings.topic_prefix)
+    consumer = Consumer(
+        {
+            **client_config(settings),
+            "group.id": f"unit21-bridge-tail-{secrets.token_hex(4)}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None or not info.partitions:
+            print(f"unit21-bridge tail: topic {topic} does not exist", file=sys.stderr)
+            return 2
+        start = OFFSET_END if args.from_end else OFFSET_BEGINNING
+        partitions = [TopicPartition(topic, p, start) for p in sorted(info.partitions)]
+        ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in partitions}
+        consumer.assign(partitions)
+        remaining = {p for p, high in ends.items() if high > 0} if not args.from_end else set()
+        printed = 0
+        deadline = time.monotonic() + args.timeout if args.timeout else None
+        while args.follow or remaining:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                print(f"unit21-bridge tail: {msg.error().str()}", file=sys.stderr)
+                continue
+            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                remaining.discard(msg.partition())
+            try:
+                schema, record = codec.decode(msg.value())
+            except DecodeError as exc:
+                print(f"unit21-bridge tail: offset {msg.offset()}: {exc}", file=sys.stderr)
+                continue
+            value = builder.reassemble(schema, record) if args.unit21_json else record
+            line = {
+                "topic": msg.topic(),
+                "partition": msg.partition(),
+                "offset": msg.offset(),
+                "key": msg.key(),
+                "headers": dict(msg.headers() or []),
+                "schema": schema.full_name,
+                "value": value,
+            }
+            print(json.dumps(line, default=_jsonable, ensure_ascii=False), flush=True)
+            printed += 1
+            if args.max_messages and printed >= args.max_messages:
+                break
+    finally:
+        consumer.close()
+    return 0
+
+
+# -- topics -------------------------------------------------------------------------------
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    from bridge.topics import create_topics
+
+    settings = Settings.from_env()
+    if args.bootstrap_servers:
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": args.bootstrap_servers})
+    if not settings.kafka_bootstrap_servers:
+        print("unit21-bridge topics: set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers", file=sys.stderr)
+        return 2
+    config: dict[str, str] = {}
+    for item in args.config:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"unit21-bridge topics: --config expects key=value, got {item!r}", file=sys.stderr)
+            return 2
+        config[key] = value
+    names = [settings.topic(suffix) for suffix in routes.ALL_SUFFIXES]
+    try:
+        result = create_topics(
+            client_config(settings),
+            names,
+            partitions=args.partitions,
+            replication_factor=args.replication_factor,
+            config=config,
+        )
+    except RuntimeError as exc:
+        print(f"unit21-bridge topics: {exc}", file=sys.stderr)
+        return 1
+    for name, state in result.items():
+        print(f"{name}\t{state}")
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="unit21-bridge",
+        description="Receive signed Unit21 webhooks and publish them to Kafka as Avro records.",
+        formatter_class=formatter,
+        epilog="Configuration comes from environment variables; see the README.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the bridge (production)",
+        formatter_class=formatter,
+        description="Serve POST /webhooks/unit21, /healthz and /readyz. Never starts a broker.",
+        epilog="example:\n  KAFKA_BOOTSTRAP_SERVERS=kafka:9092 UNIT21_WEBHOOK_SECRETS=s3cr3t \\\n"
+        "    unit21-bridge serve --port 8080 --workers 2",
+    )
+    serve.add_argument("--host", help="bind address (default: BRIDGE_HOST or 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port (default: BRIDGE_PORT or 8080)")
+    serve.add_argument("--workers", type=int, help="processes, each with its own producer (default: BRIDGE_WORKERS)")
+    serve.set_defaults(func=cmd_serve)
+
+    dev = sub.add_parser(
+        "dev",
+        help="run the bridge with an embedded broker and a development secret",
+        formatter_class=formatter,
+        description="Start an in-memory Kafka-compatible broker (unless KAFKA_BOOTSTRAP_SERVERS is set), "
+        "create the topics, print a signing secret and serve on 127.0.0.1:8080.",
+        epilog="example:\n  unit21-bridge dev\n  unit21-bridge dev --port 9000",
+    )
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8080)
+    dev.set_defaults(func=cmd_dev)
+
+    send = sub.add_parser(
+        "send",
+        help="sign JSON files and post them like Unit21 does",
+        formatter_class=formatter,
+        description="Sign each file's exact bytes (Unit21-Signature: t=<now>,s0=<hmac>) and POST it; "
+        "prints the status and answer. Exits 1 if any answer is not 2xx.",
+        epilog="example:\n  unit21-bridge send --secret s3cr3t examples/webhooks/alert_created.json\n"
+        "  unit21-bridge send --url https://bridge.example.com/webhooks/unit21 --secret s3cr3t *.json",
+    )
+    send.add_argument("files", nargs="+", metavar="FILE")
+    send.add_argument("--url", default=DEFAULT_URL, help=f"webhook URL (default: {DEFAULT_URL})")
+    send.add_argument("--secret", help="signing secret (default: first of UNIT21_WEBHOOK_SECRETS)")
+    send.add_argument("--timestamp", type=int, help="signature timestamp (default: now)")
+    send.add_argument("--unsigned", action="store_true", help="send without a signature")
+    send.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer")
+    send.set_defaults(func=cmd_send)
+
+    tail = sub.add_parser(
+        "tail",
+        help="print a topic's records as JSON lines",
+        formatter_class=formatter,
+        description="Read a topic from the beginning (default) or the end and print each decoded record. "
+        "Without --follow it stops at the end of the topic. TOPIC may be a suffix such as 'alert'.",
+        epilog="example:\n  unit21-bridge tail alert\n  unit21-bridge tail unit21.entity --follow --from-end\n"
+        "  unit21-bridge tail dlq --unit21-json",
+    )
+    tail.add_argument("topic", metavar="TOPIC")
+    tail.add_argument("--bootstrap-servers", help="default: KAFKA_BOOTSTRAP_SERVERS")
+    position = tail.add_mutually_exclusive_group()
+    position.add_argument("--from-beginning", action="store_true", default=True, help="(default)")
+    position.add_argument("--from-end", action="store_true", help="only records produced from now on")
+    tail.add_argument("--follow", action="store_true", help="keep waiting for new records")
+    tail.add_argument("--max-messages", type=int, default=0, help="stop after N records")
+    tail.add_argument("--timeout", type=float, default=0, help="stop after N seconds")
+    tail.add_argument(
+        "--unit21-json", action="store_true", help="print the original Unit21 JSON instead of the Avro record"
+    )
+    tail.set_defaults(func=cmd_tail)
+
+    topics = sub.add_parser("topics", help="manage the bridge's topics")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
+    create = topics_sub.add_parser(
+        "create",
+        help="create every topic the bridge writes to (idempotent)",
+        formatter_class=formatter,
+        description="Create <prefix>alert, case, entity, rule, event, file_export, unrecognized and dlq. "
+        "Existing topics are left as they are.",
+        epilog="example:\n  unit21-bridge topics create --partitions 12 --replication-factor 3 \\\n"
+        "    --config min.insync.replicas=2 --config retention.ms=2592000000",
+    )
+    create.add_argument("--bootstrap-servers", help="default: KAFKA_BOOTSTRAP_SERVERS")
+    create.add_argument("--partitions", type=int, default=6)
+    create.add_argument(
+        "--replication-factor", type=int, default=-1, help="default: the broker's default.replication.factor"
+    )
+    create.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="topic config")
+    create.set_defaults(func=cmd_topics_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        print(f"unit21-bridge: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result

@@ -1,0 +1,198 @@
+"""confluent-kafka Producer behind an asyncio API: `await publish(...)` resolves on the broker's ack.
+
+This module is the only asyncio/thread seam: librdkafka calls back on the poll thread, and
+each callback hands its result to the event loop with `call_soon_threadsafe`.
+(`AIOProducer` is not used: its batch path cannot send Kafka headers.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from bridge.config import Settings
+from bridge.messages import Delivery
+
+log = logging.getLogger("bridge.publisher")
+
+_RESET_ERRORS = frozenset({KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT})
+
+
+class PublishError(Exception):
+    """The record was not acknowledged; the caller must not answer 2xx on this path."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason  # queue_full | timeout | broker_error
+        self.detail = detail
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka settings; the first block is what makes a 2xx mean 'in Kafka'."""
+    config: dict[str, Any] = {
+        "client.id": "unit21-kafka-bridge",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "queue.buffering.max.messages": 100_000,
+        "queue.buffering.max.kbytes": 256 * 1024,
+        # Same partition for the same key as Java producers (murmur2), not librdkafka's CRC32.
+        "partitioner": "murmur2_random",
+        "socket.keepalive.enable": True,
+    }
+    config.update(settings.kafka_properties)
+    config.update(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+            # The HTTP answer waits for the report, so the report must come within its deadline.
+            "message.timeout.ms": max(1, int(settings.delivery_timeout_seconds * 1000)),
+        }
+    )
+    return config
+
+
+@dataclass
+class ReadyState:
+    ready: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Publisher:
+    def __init__(self, config: dict[str, Any], *, delivery_timeout: float) -> None:
+        self._config = dict(config)
+        self._config["error_cb"] = self._on_error
+        self._config["logger"] = logging.getLogger("bridge.librdkafka")
+        self._delivery_timeout = delivery_timeout
+        self._producer = self._new_producer()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reset_requested = False
+        self._last_reset = 0.0
+        self._ready_cache: tuple[float, ReadyState] | None = None
+
+    def _new_producer(self) -> Producer:
+        try:
+            return Producer(self._config)
+        except KafkaException as exc:
+            raise ValueError(f"invalid Kafka producer configuration: {exc.args[0].str()}") from None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
+        self._thread.start()
+
+    def _poll_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(0.05)
+
+    def close(self, timeout: float) -> int:
+        """Flush what is in flight; returns how many messages were still undelivered."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        remaining: int = self._producer.flush(timeout)
+        if remaining:
+            log.error("shutdown: %d message(s) not acknowledged within %.1f s", remaining, timeout)
+        return remaining
+
+    # -- publishing ------------------------------------------------------------------------
+
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]]
+    ) -> Delivery:
+        if self._reset_requested:
+            self._reset_producer()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Delivery] = loop.create_future()
+
+        def on_delivery(err: KafkaError | None, msg: Any) -> None:
+            if err is not None:
+                if err.code() in _RESET_ERRORS or err.fatal():
+                    self._reset_requested = True
+                loop.call_soon_threadsafe(_fail, future, err)
+            else:
+                loop.call_soon_threadsafe(_succeed, future, Delivery(msg.topic(), msg.partition(), msg.offset()))
+
+        try:
+            self._producer.produce(topic, value=value, key=key, headers=list(headers), on_delivery=on_delivery)
+        except BufferError:
+            raise PublishError("queue_full", "the producer's local queue is full") from None
+        except KafkaException as exc:
+            raise PublishError("broker_error", exc.args[0].str()) from None
+        try:
+            # librdkafka reports a timeout itself at message.timeout.ms; this is only a safety net.
+            return await asyncio.wait_for(future, self._delivery_timeout + 1.0)
+        except TimeoutError:
+            raise PublishError(
+                "timeout", f"no acknowledgement from Kafka within {self._delivery_timeout:.1f} s"
+            ) from None
+
+    def _reset_producer(self) -> None:
+        """Replace the producer after a timed-out or fatal delivery.
+
+        An idempotent producer that lost messages to a timeout can be stuck on sequence
+        numbers (and a fatal error needs a new instance anyway). Its pending messages are
+        purged, which fails their futures, so those requests get a non-2xx and are retried.
+        """
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last_reset < self._delivery_timeout:
+                return
+            self._reset_requested = False
+            self._last_reset = now
+            old, self._producer = self._producer, self._new_producer()
+        log.warning("kafka producer replaced after a timed-out or fatal delivery")
+        threading.Thread(target=_retire, args=(old,), name="kafka-retire", daemon=True).start()
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self._reset_requested = True
+            log.error("fatal kafka error: %s", err.str())
+        else:
+            log.warning("kafka error: %s", err.str())
+
+    # -- readiness -------------------------------------------------------------------------
+
+    async def ready(self, topics: Sequence[str], cache_seconds: float) -> ReadyState:
+        cached = self._ready_cache
+        if cached is not None and time.monotonic() - cached[0] < cache_seconds:
+            return cached[1]
+        state = await asyncio.to_thread(self._check_topics, topics)
+        self._ready_cache = (time.monotonic(), state)
+        return state
+
+    def _check_topics(self, topics: Sequence[str]) -> ReadyState:
+        try:
+            metadata = self._producer.list_topics(timeout=2.0)
+        except KafkaException as exc:
+            return ReadyState(False, {"kafka": f"unreachable: {exc.args[0].str()}"})
+        missing = [t for t in topics if t not in metadata.topics or metadata.topics[t].error is not None]
+        if missing:
+            return ReadyState(False, {"kafka": "connected", "missing_topics": missing})
+        return ReadyState(True, {"kafka": "connected", "brokers": len(metadata.brokers)})
+
+
+def _succeed(future: asyncio.Future[Delivery], delivery: Delivery) -> None:
+    if not future.done():
+        future.set_result(delivery)
+
+
+def _fail(future: asyncio.Future[Delivery], err: KafkaError) -> None:
+    if not future.done():
+        reason = "timeout" if err.code() in _RESET_ERRORS else "broker_error"
+        future.set_exception(PublishError(reason, err.str()))
+
+
+def _retire(producer: Producer) -> None:
+    producer.purge()
+    producer.flush(5.0)

@@ -1,0 +1,79 @@
+"""Load the `.avsc` files once at start-up: parsed schema, canonical form and fingerprint per topic.
+
+The files in the repository's `schemas/` folder are the only definition of the records;
+installed wheels carry the same files as `bridge/_schemas`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
+
+from bridge.routes import ALL_SUFFIXES
+
+
+class SchemaLoadError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSchema:
+    suffix: str  # topic suffix, also the file stem
+    full_name: str  # e.g. unit21_kafka_bridge.Alert
+    parsed: Any  # fastavro's parsed schema: pass it to the writer, never re-parse per record
+    canonical: str  # Avro Parsing Canonical Form
+    fingerprint: bytes  # CRC-64-AVRO of the canonical form, 8 bytes as the single-object header carries them
+    path: Path
+
+    @property
+    def fingerprint_hex(self) -> str:
+        return self.fingerprint.hex()
+
+
+def default_schema_dir() -> Path:
+    packaged = Path(__file__).parent / "_schemas"
+    if packaged.is_dir():
+        return packaged
+    source_tree = Path(__file__).resolve().parent.parent / "schemas"
+    if source_tree.is_dir():
+        return source_tree
+    raise SchemaLoadError(f"no schemas found in {packaged} or {source_tree}; the installation is incomplete")
+
+
+def load_topic_schema(path: Path, suffix: str) -> TopicSchema:
+    try:
+        parsed = load_schema(str(path), _write_hint=False)
+    except Exception as exc:  # fastavro raises several types; the message names the file either way
+        raise SchemaLoadError(f"cannot load {path}: {exc}") from exc
+    canonical = to_parsing_canonical_form(parsed)
+    return TopicSchema(
+        suffix=suffix,
+        full_name=parsed["name"],
+        parsed=parsed,
+        canonical=canonical,
+        fingerprint=bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")),
+        path=path,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaSet:
+    by_suffix: dict[str, TopicSchema]
+    by_fingerprint: dict[bytes, TopicSchema]
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> SchemaSet:
+        directory = directory or default_schema_dir()
+        by_suffix: dict[str, TopicSchema] = {}
+        for suffix in ALL_SUFFIXES:
+            path = directory / f"{suffix}.avsc"
+            if not path.is_file():
+                raise SchemaLoadError(f"missing schema file {path} for topic suffix {suffix!r}")
+            by_suffix[suffix] = load_topic_schema(path, suffix)
+        return cls(by_suffix, {s.fingerprint: s for s in by_suffix.values()})
+
+    def __getitem__(self, suffix: str) -> TopicSchema:
+        return self.by_suffix[suffix]

