@@ -96,7 +96,9 @@ class WebhookEndpoint:
             if int(declared) > settings.max_body_bytes:
                 context["error"] = "payload_too_large"
                 return error_response(
-                    413, "payload_too_large", f"body of {int(declared)} bytes exceeds {settings.max_body_bytes}"
+                    413,
+                    "payload_too_large",
+                    f"body of {int(declared)} bytes exceeds {settings.max_body_bytes}",
                 ), context
         content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
         if content_type not in _JSON_TYPES and not (
@@ -151,7 +153,9 @@ class WebhookEndpoint:
     async def _publish(self, message: OutgoingMessage, context: dict[str, Any]) -> Response:
         publisher = self.runtime.publisher
         if publisher is None:
-            return error_response(503, "not_ready", "the bridge is starting", {"Retry-After": RETRY_AFTER_SECONDS})
+            return error_response(
+                503, "not_ready", "the bridge is starting", {"Retry-After": RETRY_AFTER_SECONDS}
+            )
         try:
             delivery = await publisher.publish(message.topic, message.key, message.value, message.headers)
         except PublishError as exc:
@@ -210,7 +214,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+        return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

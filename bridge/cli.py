@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from bridge import __version__, routes
 from bridge.config import ConfigError, Settings
 
@@ -67,7 +69,9 @@ def _check_producer_config(settings: Settings) -> None:
     try:
         Producer(producer_config(settings)).flush(0)
     except KafkaException as exc:
-        raise ConfigError(f"invalid Kafka setting: {exc.args[0].str()} (check the KAFKA_* variables)") from None
+        raise ConfigError(
+            f"invalid Kafka setting: {exc.args[0].str()} (check the KAFKA_* variables)"
+        ) from None
 
 
 # -- dev ----------------------------------------------------------------------------------
@@ -132,7 +136,10 @@ def cmd_send(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     secret = args.secret or (settings.webhook_secrets[0] if settings.webhook_secrets else None)
     if secret is None and not args.unsigned:
-        print("unit21-bridge send: give --secret (or set UNIT21_WEBHOOK_SECRETS), or --unsigned", file=sys.stderr)
+        print(
+            "unit21-bridge send: give --secret (or set UNIT21_WEBHOOK_SECRETS), or --unsigned",
+            file=sys.stderr,
+        )
         return 2
     failures = 0
     for name in args.files:
@@ -210,13 +217,15 @@ def cmd_tail(args: argparse.Namespace) -> int:
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
-            if msg.error():
-                print(f"unit21-bridge tail: {msg.error().str()}", file=sys.stderr)
+            error = msg.error()
+            if error is not None:
+                print(f"unit21-bridge tail: {error.str()}", file=sys.stderr)
                 continue
-            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                remaining.discard(msg.partition())
+            partition, offset = msg.partition() or 0, msg.offset() or 0
+            if offset + 1 >= ends.get(partition, 0):
+                remaining.discard(partition)
             try:
-                schema, record = codec.decode(msg.value())
+                schema, record = codec.decode(msg.value() or b"")
             except DecodeError as exc:
                 print(f"unit21-bridge tail: offset {msg.offset()}: {exc}", file=sys.stderr)
                 continue
@@ -249,7 +258,9 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
     if args.bootstrap_servers:
         settings = settings.model_copy(update={"kafka_bootstrap_servers": args.bootstrap_servers})
     if not settings.kafka_bootstrap_servers:
-        print("unit21-bridge topics: set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers", file=sys.stderr)
+        print(
+            "unit21-bridge topics: set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers", file=sys.stderr
+        )
         return 2
     config: dict[str, str] = {}
     for item in args.config:
@@ -299,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="bind address (default: BRIDGE_HOST or 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port (default: BRIDGE_PORT or 8080)")
-    serve.add_argument("--workers", type=int, help="processes, each with its own producer (default: BRIDGE_WORKERS)")
+    serve.add_argument(
+        "--workers", type=int, help="processes, each with its own producer (default: BRIDGE_WORKERS)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     dev = sub.add_parser(
@@ -337,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
         description="Read a topic from the beginning (default) or the end and print each decoded record. "
         "Without --follow it stops at the end of the topic. TOPIC may be a suffix such as 'alert'.",
-        epilog="example:\n  unit21-bridge tail alert\n  unit21-bridge tail unit21.entity --follow --from-end\n"
+        epilog="example:\n  unit21-bridge tail alert\n"
+        "  unit21-bridge tail unit21.entity --follow --from-end\n"
         "  unit21-bridge tail dlq --unit21-json",
     )
     tail.add_argument("topic", metavar="TOPIC")
@@ -380,6 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.func(args)
     except ConfigError as exc:
         print(f"unit21-bridge: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            print(f"unit21-bridge: invalid setting {name}: {error['msg']}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -113,8 +113,8 @@ class Settings(BaseSettings):
         if not self.webhook_secrets and not self.allow_unsigned:
             raise ConfigError(
                 "UNIT21_WEBHOOK_SECRETS is not set, so no webhook could be authenticated. Set it to the "
-                "comma-separated secrets shown in Unit21's webhook settings, or set BRIDGE_ALLOW_UNSIGNED=true "
-                "to accept unsigned requests (never in production)."
+                "comma-separated secrets shown in Unit21's webhook settings, or set "
+                "BRIDGE_ALLOW_UNSIGNED=true to accept unsigned requests (never in production)."
             )
 
 
@@ -133,7 +133,7 @@ def kafka_properties_from_env(environ: Mapping[str, str]) -> dict[str, str]:
 
     Kubernetes injects KAFKA_SERVICE_HOST-style variables for a Service named "kafka";
     the chart disables service links, and librdkafka rejects unknown names at start-up
-    with a message that names the variable, so a stray one is never silently ignored.
+    (`serve` names the KAFKA_* variables in that error), so a stray one is never ignored.
     """
     props: dict[str, str] = {}
     for name, value in environ.items():

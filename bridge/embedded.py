@@ -68,7 +68,10 @@ class EmbeddedBroker:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise EmbeddedBrokerError(f"tansu exited with code {self._process.returncode} at start-up")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
+            ):
                 log.info("embedded Kafka-compatible broker (Tansu) on 127.0.0.1:%d", self.port)
                 return self
             time.sleep(0.05)

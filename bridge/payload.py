@@ -70,7 +70,9 @@ def classify(doc: dict[str, Any]) -> Classified:
     raw_type = doc.get("object_type")
     if raw_type is None:
         if "exports" in doc:
-            return Classified(routes.FILE_EXPORT, routes.FILE_EXPORT.object_type, routes.FILE_EXPORT_ACTION, True)
+            return Classified(
+                routes.FILE_EXPORT, routes.FILE_EXPORT.object_type, routes.FILE_EXPORT_ACTION, True
+            )
         return Classified(routes.UNRECOGNIZED, routes.UNRECOGNIZED.object_type, routes.UNKNOWN_ACTION, True)
     if not isinstance(raw_type, str) or not raw_type:
         return Classified(routes.UNRECOGNIZED, routes.UNRECOGNIZED.object_type, routes.UNKNOWN_ACTION, False)
@@ -115,7 +117,9 @@ def record_key(doc: dict[str, Any], classified: Classified, fallback_id: str) ->
 
 
 def _is_id(value: object) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and bool(value))
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and bool(value)
+    )
 
 
 def _json_type(value: object) -> str:

@@ -121,10 +121,14 @@ class Publisher:
                     self._reset_requested = True
                 loop.call_soon_threadsafe(_fail, future, err)
             else:
-                loop.call_soon_threadsafe(_succeed, future, Delivery(msg.topic(), msg.partition(), msg.offset()))
+                loop.call_soon_threadsafe(
+                    _succeed, future, Delivery(msg.topic(), msg.partition(), msg.offset())
+                )
 
         try:
-            self._producer.produce(topic, value=value, key=key, headers=list(headers), on_delivery=on_delivery)
+            self._producer.produce(
+                topic, value=value, key=key, headers=list(headers), on_delivery=on_delivery
+            )
         except BufferError:
             raise PublishError("queue_full", "the producer's local queue is full") from None
         except KafkaException as exc:

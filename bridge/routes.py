@@ -33,5 +33,8 @@ UNKNOWN_ACTION = "UNKNOWN"
 # Verification webhooks carry the whole action type in `change` (FACTS.md §1).
 VERIFICATION_PREFIX = "VERIFICATION_"
 
-RECORD_SUFFIXES: tuple[str, ...] = (*(r.topic_suffix for r in BY_OBJECT_TYPE.values()), FILE_EXPORT.topic_suffix)
+RECORD_SUFFIXES: tuple[str, ...] = (
+    *(r.topic_suffix for r in BY_OBJECT_TYPE.values()),
+    FILE_EXPORT.topic_suffix,
+)
 ALL_SUFFIXES: tuple[str, ...] = (*RECORD_SUFFIXES, UNRECOGNIZED.topic_suffix, DLQ_SUFFIX)

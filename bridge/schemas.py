@@ -51,7 +51,7 @@ def load_topic_schema(path: Path, suffix: str) -> TopicSchema:
     canonical = to_parsing_canonical_form(parsed)
     return TopicSchema(
         suffix=suffix,
-        full_name=parsed["name"],
+        full_name=str(parsed["name"]) if isinstance(parsed, dict) else suffix,
         parsed=parsed,
         canonical=canonical,
         fingerprint=bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")),

@@ -51,12 +51,16 @@ def parse_header(value: str) -> ParsedSignature:
     for part in value.split(","):
         key, sep, item = part.strip().partition("=")
         if not sep:
-            raise SignatureError(SignatureFailure.MALFORMED_HEADER, f"entry {part.strip()!r} is not key=value")
+            raise SignatureError(
+                SignatureFailure.MALFORMED_HEADER, f"entry {part.strip()!r} is not key=value"
+            )
         key = key.strip()
         item = item.strip()
         if key == "t":
             if not item.isascii() or not item.isdigit():
-                raise SignatureError(SignatureFailure.MALFORMED_HEADER, "t is not a unix timestamp in seconds")
+                raise SignatureError(
+                    SignatureFailure.MALFORMED_HEADER, "t is not a unix timestamp in seconds"
+                )
             timestamp = int(item)
         elif len(key) > 1 and key[0] == "s" and key[1:].isdigit():
             try:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 
 def create_topics(
@@ -21,7 +21,9 @@ def create_topics(
     """Create missing topics; returns topic -> "created" | "exists". Raises on any other error."""
     admin = AdminClient(dict(admin_config))
     new = [
-        NewTopic(name, num_partitions=partitions, replication_factor=replication_factor, config=dict(config or {}))
+        NewTopic(
+            name, num_partitions=partitions, replication_factor=replication_factor, config=dict(config or {})
+        )
         for name in names
     ]
     # Keep `admin` referenced until every future resolved: destroying it early fails them all.

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -100,7 +99,12 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 20.0)
                 continue
             out.append(
                 ReadMessage(
-                    msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), dict(msg.headers() or [])
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    msg.key(),
+                    msg.value(),
+                    dict(msg.headers() or []),
                 )
             )
         return out
@@ -123,5 +127,3 @@ def topic_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
         return counts
     finally:
         consumer.close()
-
-
