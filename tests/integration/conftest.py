@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from bridge.app import create_app
+from bridge.config import Settings
+from tests.support import SECRET, KafkaCluster
+
+
+@pytest.fixture
+def settings(kafka: KafkaCluster, prefix: str) -> Settings:
+    return Settings.from_env(
+        {},
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        webhook_secrets=(SECRET, "second-secret-for-rotation"),
+        topic_prefix=prefix,
+        max_body_bytes=4096,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
