@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 from typing import Any
 
@@ -11,7 +10,7 @@ import helm_python
 import kubernetes_validate
 import pytest
 
-from .conftest import CHART_DIR, FAKE_SECRET_VALUES, NAMESPACE, VALUE_SETS, RenderFn, merge
+from .conftest import CHART_DIR, FAKE_SECRET_VALUES, NAMESPACE, VALUE_SETS, RenderFn
 
 # Oldest Kubernetes the brief targets and the newest the validator knows.
 KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
@@ -504,7 +503,7 @@ def test_helm_test_pod_posts_a_signed_webhook(render: RenderFn) -> None:
     assert not render({}).of_kind("Pod")
 
 
-def test_helm_test_script_signs_like_unit21() -> None:
+def test_helm_test_script_signs_like_unit21(render: RenderFn) -> None:
     """Run the test pod's script against a local HTTP server that verifies the signature."""
     import hashlib
     import hmac
@@ -514,14 +513,9 @@ def test_helm_test_script_signs_like_unit21() -> None:
     import sys
     import threading
 
-    import yaml
-
-    from .conftest import Rendered
-
-    chart = helm_python.Chart.load(str(CHART_DIR))
-    rendered = Rendered(chart.render(merge(VALUE_SETS["production"], {}), name="u21", namespace=NAMESPACE))
-    (pod,) = rendered.of_kind("Pod")
+    (pod,) = render(VALUE_SETS["production"]).of_kind("Pod")
     script = pod["spec"]["containers"][0]["args"][0]
+    pod_env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     received: dict[str, Any] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -543,7 +537,7 @@ def test_helm_test_script_signs_like_unit21() -> None:
         env = {
             **os.environ,
             "TARGET_URL": f"http://127.0.0.1:{server.server_port}/webhooks/unit21",
-            "TEST_BODY": yaml.safe_load(json.dumps(chart.values["tests"]["body"])),
+            "TEST_BODY": pod_env["TEST_BODY"],
             "UNIT21_WEBHOOK_SECRETS": ",".join(secrets),
         }
         result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=20)
@@ -553,6 +547,7 @@ def test_helm_test_script_signs_like_unit21() -> None:
     fields = dict(part.split("=", 1) for part in received["signature"].split(","))
     expected = hmac.new(secrets[0].encode(), fields["t"].encode() + b"." + received["body"], hashlib.sha256)
     assert hmac.compare_digest(fields["s0"], expected.hexdigest())
+    assert received["body"] == pod_env["TEST_BODY"].encode()
 
 
 # --- NOTES ---------------------------------------------------------------------------------
@@ -576,7 +571,3 @@ def test_image_reference(render: RenderFn) -> None:
     assert production == "registry.example.com/platform/unit21-kafka-bridge:0.1.0"
     digest = "sha256:" + "a" * 64
     assert render({"image": {"digest": digest}}).container["image"] == f"unit21-kafka-bridge@{digest}"
-
-
-def test_settings_module_is_importable() -> None:
-    assert importlib.import_module("bridge.config").Settings
