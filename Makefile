@@ -25,3 +25,9 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Container image (needs a Docker engine); the tag follows the package version.
+.PHONY: image
+image: VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+image:
+	docker build -t unit21-kafka-bridge:$(VERSION) .
