@@ -194,14 +194,13 @@ def test_probe_paths_exist_in_the_app(render: RenderFn) -> None:
 
 
 def test_probe_paths_are_routes_of_the_app() -> None:
-    """Once bridge.app exists, the probe paths must be among its routes (skipped before the merge)."""
-    app_module = pytest.importorskip("bridge.app")
-    if not hasattr(app_module, "create_app"):
-        pytest.skip("bridge.app has no create_app yet")
-    app = app_module.create_app()
+    from bridge.app import create_app
+    from bridge.config import Settings
+
+    app = create_app(Settings.from_env({}))
     route_paths = {getattr(route, "path", None) for route in app.routes}
     assert route_paths >= APP_PROBE_PATHS
-    assert {"/webhooks/unit21", "/metrics"} <= route_paths
+    assert {"/webhooks/unit21"} <= route_paths
 
 
 @pytest.mark.parametrize("values", all_value_sets())
@@ -407,7 +406,18 @@ def test_deployment_by_default(render: RenderFn) -> None:
     assert rendered.workload["spec"]["replicas"] == 2
     assert not rendered.of_kind("StatefulSet")
     assert not rendered.of_kind("HorizontalPodAutoscaler")
+    # The spool is on by default, on an emptyDir: no webhook depends on an operator's flag.
+    assert rendered.env_sources()["BRIDGE_SPOOL_ENABLED"]["value"] == "true"
+    volumes = {v["name"]: v for v in rendered.pod_spec["volumes"]}
+    assert "emptyDir" in volumes["spool"]
+    mounts = {m["name"]: m["mountPath"] for m in rendered.container["volumeMounts"]}
+    assert mounts["spool"] == rendered.env_sources()["BRIDGE_SPOOL_DIR"]["value"]
+
+
+def test_spool_can_be_turned_off_explicitly(render: RenderFn) -> None:
+    rendered = render({"spool": {"disabled": True}})
     assert rendered.env_sources()["BRIDGE_SPOOL_ENABLED"]["value"] == "false"
+    assert "spool" not in {v["name"] for v in rendered.pod_spec["volumes"]}
 
 
 def test_spool_uses_a_statefulset_with_a_claim_template(render: RenderFn) -> None:

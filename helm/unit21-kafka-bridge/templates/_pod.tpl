@@ -156,7 +156,7 @@ spec:
       volumeMounts:
         - name: tmp
           mountPath: /tmp
-        {{- if $v.spool.enabled }}
+        {{- if not $v.spool.disabled }}
         - name: spool
           mountPath: {{ $v.spool.dir }}
         {{- end }}
@@ -186,6 +186,11 @@ spec:
     - name: tmp
       emptyDir:
         sizeLimit: {{ $v.tmpSizeLimit }}
+    {{- if and (not $v.spool.enabled) (not $v.spool.disabled) }}
+    - name: spool
+      emptyDir:
+        sizeLimit: {{ $v.spool.emptyDirSizeLimit }}
+    {{- end }}
     {{- if gt (int $v.bridge.workers) 1 }}
     - name: prometheus-multiproc
       emptyDir:
