@@ -1,0 +1,188 @@
+"""The commands a newcomer runs: serve, send, tail, topics create — as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.embedded import free_port
+from tests.support import EXAMPLES, SECRET, KafkaCluster, all_topics, unique_prefix
+
+CLI = [sys.executable, "-m", "bridge"]
+
+
+def run(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        CLI + args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+@pytest.fixture
+def served(kafka: KafkaCluster, prefix: str) -> Iterator[tuple[str, dict[str, str]]]:
+    port = free_port()
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "UNIT21_WEBHOOK_SECRETS": SECRET,
+        "BRIDGE_TOPIC_PREFIX": prefix,
+        "BRIDGE_PORT": str(port),
+        "BRIDGE_HOST": "127.0.0.1",
+    }
+    process = subprocess.Popen(
+        [*CLI, "serve"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/readyz", timeout=1) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"serve did not become ready:\n{process.stdout.read() if process.stdout else ''}"
+                )
+            time.sleep(0.1)
+        yield base, env
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_send_then_tail_round_trip(served: tuple[str, dict[str, str]], prefix: str) -> None:
+    base, env = served
+    files = [str(EXAMPLES / "alert_created.json"), str(EXAMPLES / "verification_workflow_executed.json")]
+    sent = run(["send", "--url", f"{base}/webhooks/unit21", "--secret", SECRET, *files], env)
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.count(": 200 {") == 2
+
+    tailed = run(["tail", "alert", "--unit21-json"], env)
+    assert tailed.returncode == 0, tailed.stderr
+    [line] = [json.loads(x) for x in tailed.stdout.splitlines()]
+    assert line["topic"] == f"{prefix}alert"
+    assert line["value"] == json.loads((EXAMPLES / "alert_created.json").read_text())
+    assert line["headers"]["action"] == "ALERT_CREATED"
+
+    records = run(["tail", f"{prefix}entity"], env)
+    [entity] = [json.loads(x) for x in records.stdout.splitlines()]
+    assert entity["schema"] == "unit21_kafka_bridge.Entity"
+    assert entity["value"]["result"] == "$ACCEPT"
+    assert entity["value"]["bridge"]["action"] == "VERIFICATION_WORKFLOW_EXECUTED"
+
+
+def test_send_reports_rejections_with_exit_code(served: tuple[str, dict[str, str]]) -> None:
+    base, env = served
+    result = run(
+        [
+            "send",
+            "--url",
+            f"{base}/webhooks/unit21",
+            "--secret",
+            "wrong",
+            str(EXAMPLES / "rule_created.json"),
+        ],
+        env,
+    )
+    assert result.returncode == 1
+    assert ': 401 {"error":"invalid_signature"' in result.stdout
+
+
+def test_serve_refuses_to_start_without_secrets(kafka: KafkaCluster) -> None:
+    result = run(
+        ["serve"], {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "UNIT21_WEBHOOK_SECRETS": ""}
+    )
+    assert result.returncode == 2
+    assert "UNIT21_WEBHOOK_SECRETS is not set" in result.stderr
+
+
+def test_serve_rejects_unknown_kafka_properties(kafka: KafkaCluster) -> None:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "UNIT21_WEBHOOK_SECRETS": "x",
+        "KAFKA_NOT_A_THING": "1",
+    }
+    result = run(["serve"], env)
+    assert result.returncode == 2
+    assert "not.a.thing" in result.stderr
+
+
+def test_topics_create_is_idempotent(kafka: KafkaCluster) -> None:
+    prefix = unique_prefix()
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "BRIDGE_TOPIC_PREFIX": prefix}
+    first = run(["topics", "create", "--partitions", "2", "--replication-factor", "1"], env)
+    assert first.returncode == 0, first.stderr
+    assert sorted(first.stdout.splitlines()) == sorted(f"{t}\tcreated" for t in all_topics(prefix))
+    second = run(["topics", "create", "--partitions", "2", "--replication-factor", "1"], env)
+    assert sorted(second.stdout.splitlines()) == sorted(f"{t}\texists" for t in all_topics(prefix))
+
+
+@pytest.mark.parametrize("command", [["serve"], ["dev"], ["send"], ["tail"], ["topics", "create"]])
+def test_every_command_has_help_with_an_example(command: list[str]) -> None:
+    result = run([*command, "--help"])
+    assert result.returncode == 0
+    assert "example" in result.stdout
+
+
+def test_dev_starts_an_embedded_broker_and_accepts_a_signed_sample(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": "",
+        "UNIT21_WEBHOOK_SECRETS": "",
+        "HOME": str(Path.home()),
+    }
+    process = subprocess.Popen(
+        [*CLI, "dev", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        secret = None
+        deadline = time.monotonic() + 30
+        assert process.stdout is not None
+        while secret is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            output.append(line)
+            if "signing secret" in line:
+                secret = line.split(":", 1)[1].strip()
+        assert secret, "".join(output)
+        sent = None
+        while time.monotonic() < deadline:
+            sent = run(
+                [
+                    "send",
+                    "--url",
+                    f"http://127.0.0.1:{port}/webhooks/unit21",
+                    "--secret",
+                    secret,
+                    str(EXAMPLES / "case_created.json"),
+                ]
+            )
+            if sent.returncode == 0:
+                break
+            time.sleep(0.2)
+        assert sent is not None and sent.returncode == 0, (sent.stdout if sent else "", "".join(output))
+        assert '"topic":"unit21.case"' in sent.stdout
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+    assert "EMBEDDED" in "".join(output) + (process.stdout.read() if process.stdout else "")
