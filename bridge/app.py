@@ -1,13 +1,24 @@
 """The Starlette application: routes, the webhook handler and the lifespan that owns the producer.
 
-Request path, one step per module: method -> declared size -> content type -> signature
-(signature.py) -> parse (payload.py) -> normalize + encode (messages.py) -> publish
-(publisher.py) -> answer. Only this module knows about HTTP.
+Request path, one step per module: concurrency limit -> method -> declared size -> content
+type -> signature (signature.py) -> parse (payload.py) -> normalize + encode (messages.py) ->
+dedup (dedup.py) -> publish (publisher.py) or spool (spool.py) -> answer. Only this module
+knows about HTTP.
+
+What each delivery outcome answers (docs/delivery.md):
+  Kafka acknowledged                                  -> 200
+  timeout / broker error / producer known disconnected -> spooled on disk (fsync'ed) -> 202
+  an earlier record with the same key is in the spool  -> spooled behind it -> 202
+  same event_id delivered recently                     -> 200 with the first answer, not published again
+  producer queue full, spool full, spool off and Kafka failed, too many requests -> 503 + Retry-After
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,11 +35,13 @@ from starlette.types import Receive, Scope, Send
 from bridge import routes
 from bridge.codec import SingleObjectCodec
 from bridge.config import Settings
-from bridge.messages import MessageBuilder, OutgoingMessage
+from bridge.dedup import RecentDeliveries
+from bridge.messages import Delivery, MessageBuilder, OutgoingMessage
 from bridge.payload import PayloadError, event_id, parse
 from bridge.publisher import Publisher, PublishError, producer_config
 from bridge.schemas import SchemaSet
 from bridge.signature import HEADER_NAME, SignatureError, verify
+from bridge.spool import Drainer, Spool, SpoolError, SpoolFull
 
 log = logging.getLogger("bridge.app")
 
@@ -46,6 +59,23 @@ class Runtime:
         self.secrets = tuple(s.encode("utf-8") for s in settings.webhook_secrets)
         self.topics = [builder.topic(suffix) for suffix in routes.ALL_SUFFIXES]
         self.publisher: Publisher | None = None
+        self.spool: Spool | None = None
+        self.recent = RecentDeliveries(settings.dedup_window_seconds, settings.dedup_max_entries)
+        self.in_flight = 0
+        self.shutdown_started: float | None = None  # monotonic time of SIGTERM/SIGINT
+
+    @property
+    def shutting_down(self) -> bool:
+        return self.shutdown_started is not None
+
+    def begin_shutdown(self) -> None:
+        if self.shutdown_started is None:
+            self.shutdown_started = time.monotonic()
+
+    def shutdown_time_left(self) -> float:
+        """Seconds left of BRIDGE_SHUTDOWN_GRACE_SECONDS since the signal."""
+        started = self.shutdown_started if self.shutdown_started is not None else time.monotonic()
+        return self.settings.shutdown_grace_seconds - (time.monotonic() - started)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -72,8 +102,24 @@ class WebhookEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        response, context = await self.handle(scope, receive)
-        await response(scope, receive, send)
+        runtime = self.runtime
+        if runtime.in_flight >= runtime.settings.max_concurrency:
+            # Answered before reading the body: an overloaded process sheds load at the door.
+            response = error_response(
+                503,
+                "overloaded",
+                f"{runtime.in_flight} requests in progress (BRIDGE_MAX_CONCURRENCY); retry later",
+                {"Retry-After": RETRY_AFTER_SECONDS},
+            )
+            context: dict[str, Any] = {"error": "overloaded"}
+            await response(scope, receive, send)
+        else:
+            runtime.in_flight += 1
+            try:
+                response, context = await self.handle(scope, receive)
+                await response(scope, receive, send)
+            finally:
+                runtime.in_flight -= 1
         context["status"] = response.status_code
         context["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
         level = logging.INFO if response.status_code < 500 else logging.WARNING
@@ -151,34 +197,75 @@ class WebhookEndpoint:
         return await self._publish(message, context), context
 
     async def _publish(self, message: OutgoingMessage, context: dict[str, Any]) -> Response:
-        publisher = self.runtime.publisher
+        runtime = self.runtime
+        publisher = runtime.publisher
         if publisher is None:
             return error_response(
                 503, "not_ready", "the bridge is starting", {"Retry-After": RETRY_AFTER_SECONDS}
             )
+        async with runtime.recent.claim(message.event_id) as earlier:
+            if earlier is not None:
+                context["duplicate"] = True
+                return json_response(200, {**orjson.loads(earlier), "duplicate": True})
+            response = await self._publish_or_spool(publisher, runtime.spool, message, context)
+            # Remembered only once Kafka or the spool holds the record: a failed try leaves no trace.
+            if response.status_code < 300:
+                runtime.recent.remember(message.event_id, bytes(response.body))
+            return response
+
+    async def _publish_or_spool(
+        self, publisher: Publisher, spool: Spool | None, message: OutgoingMessage, context: dict[str, Any]
+    ) -> Response:
+        if spool is not None and spool.holds(message.topic, message.key):
+            reason = "key_in_spool"  # publishing now would overtake the earlier record of this key
+        elif spool is not None and not publisher.connected:
+            reason = "kafka_disconnected"  # no point waiting out the delivery deadline
+        else:
+            try:
+                delivery = await publisher.publish(message.topic, message.key, message.value, message.headers)
+            except PublishError as exc:
+                context["kafka_error"] = f"{exc.reason}: {exc.detail}"
+                if exc.reason == "queue_full" or spool is None:
+                    return self._unavailable(
+                        message, "kafka_unavailable", f"not acknowledged by Kafka ({exc.reason})"
+                    )
+                reason = exc.reason
+            else:
+                return self._acknowledged(message, delivery, context)
         try:
-            delivery = await publisher.publish(message.topic, message.key, message.value, message.headers)
-        except PublishError as exc:
-            context["error"] = f"kafka:{exc.reason}"
-            context["detail"] = exc.detail
-            return error_response(
-                503,
-                "kafka_unavailable",
-                f"the record was not acknowledged by Kafka ({exc.reason}: {exc.detail}); retry later",
-                {"Retry-After": RETRY_AFTER_SECONDS},
-                event_id=message.event_id,
-            )
+            await spool.append(message.topic, message.key, message.value, message.headers, message.event_id)
+        except SpoolFull as exc:
+            context["error"] = "spool_full"
+            return self._unavailable(message, "spool_full", f"Kafka is unavailable and {exc}")
+        except SpoolError as exc:
+            context["error"] = "spool_error"
+            return self._unavailable(message, "spool_error", f"Kafka is unavailable and {exc}")
+        context.update(spooled=True, spool_reason=reason)
+        return json_response(202, self._answer(message, {"topic": message.topic, "spooled": True}))
+
+    def _acknowledged(
+        self, message: OutgoingMessage, delivery: Delivery, context: dict[str, Any]
+    ) -> Response:
         context.update(partition=delivery.partition, offset=delivery.offset)
-        payload: dict[str, Any] = {
-            "event_id": message.event_id,
-            "topic": delivery.topic,
-            "partition": delivery.partition,
-            "offset": delivery.offset,
-            "outcome": message.outcome,
-        }
+        where = {"topic": delivery.topic, "partition": delivery.partition, "offset": delivery.offset}
+        return json_response(200, self._answer(message, where))
+
+    @staticmethod
+    def _answer(message: OutgoingMessage, where: dict[str, Any]) -> dict[str, Any]:
+        payload: dict[str, Any] = {"event_id": message.event_id, **where, "outcome": message.outcome}
         if message.issues:
             payload["errors"] = [{"path": i.path, "reason": i.reason} for i in message.issues]
-        return json_response(200, payload)
+        return payload
+
+    @staticmethod
+    def _unavailable(message: OutgoingMessage, error: str, detail: str) -> Response:
+        return error_response(
+            503,
+            error,
+            f"{detail}; retry later",
+            {"Retry-After": RETRY_AFTER_SECONDS},
+            event_id=message.event_id,
+        )
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -206,10 +293,21 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         publisher = runtime.publisher
+        if runtime.shutting_down:
+            return json_response(503, {"ready": False, "detail": {"shutting_down": True}})
         if publisher is None:
             return json_response(503, {"ready": False, "detail": {"kafka": "producer not started"}})
         state = await publisher.ready(runtime.topics, settings.readiness_cache_seconds)
-        return json_response(200 if state.ready else 503, {"ready": state.ready, "detail": state.detail})
+        ready, detail = state.ready, dict(state.detail)
+        spool = runtime.spool
+        if spool is None:
+            detail["spool"] = {"enabled": False}
+        else:
+            detail["spool"] = {"enabled": True, **spool.detail()}
+            # While Kafka is unreachable the spool takes the webhooks: stay in the Service, or
+            # Unit21's retries would meet a closed door and the webhooks would be lost.
+            ready = ready or (not state.reachable and spool.has_room())
+        return json_response(200 if ready else 503, {"ready": ready, "detail": detail})
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -218,9 +316,20 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        spool: Spool | None = None
+        if settings.spool_enabled:
+            spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+            log.info("disk spool: %s (limit %d bytes)", spool.path, settings.spool_max_bytes)
+        else:
+            log.warning(
+                "BRIDGE_SPOOL_ENABLED=false: a Kafka outage longer than BRIDGE_DELIVERY_TIMEOUT_SECONDS is "
+                "answered 503, and Unit21 gives up after about 3 s of retries: those webhooks are lost"
+            )
         publisher = Publisher(producer_config(settings), delivery_timeout=settings.delivery_timeout_seconds)
         publisher.start()
-        runtime.publisher = publisher
+        drainer = Drainer(spool, publisher).start() if spool is not None else None
+        runtime.publisher, runtime.spool = publisher, spool
+        _flag_shutdown_on_signals(runtime)
         state = await publisher.ready(runtime.topics, 0)
         if state.ready:
             log.info("connected to Kafka; topics present: %s", ", ".join(runtime.topics))
@@ -229,8 +338,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         try:
             yield
         finally:
+            # uvicorn has stopped accepting and finished (or, past the grace period, cancelled)
+            # the requests in flight. What Kafka has not acknowledged by now stays in the spool.
+            runtime.begin_shutdown()
+            budget = settings.delivery_timeout_seconds + 1.5
+            if drainer is not None:
+                await drainer.stop(grace=min(budget, max(0.5, runtime.shutdown_time_left())))
             runtime.publisher = None
-            publisher.close(timeout=settings.delivery_timeout_seconds + 5)
+            await asyncio.to_thread(publisher.close, min(budget, max(0.5, runtime.shutdown_time_left())))
+            if spool is not None:
+                await spool.close()
 
     return Starlette(
         routes=[
@@ -241,6 +358,23 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )
+
+
+def _flag_shutdown_on_signals(runtime: Runtime) -> None:
+    """Turn readiness false the moment SIGTERM/SIGINT arrives, then let uvicorn's own handler
+    (installed before the lifespan starts, restored after it ends) begin its graceful stop."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # an embedding test client; only the main thread may set signal handlers
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+        if not callable(previous):
+            continue
+
+        def handler(sig: int, frame: Any, previous: Any = previous) -> None:
+            runtime.begin_shutdown()
+            previous(sig, frame)
+
+        signal.signal(signum, handler)
 
 
 def app_from_env() -> Starlette:

@@ -1,12 +1,14 @@
-"""`unit21-bridge`: serve, dev, send, tail, topics."""
+"""`unit21-bridge`: serve, dev, send, tail, topics, dlq."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import secrets
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bridge import __version__, routes
-from bridge.config import ConfigError, Settings
+from bridge.config import ConfigError, Settings, check_spool_dir
 
 log = logging.getLogger("bridge.cli")
 
@@ -43,6 +45,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     try:
         settings.check_serve()
+        if settings.spool_enabled:
+            check_spool_dir(settings.spool_dir)
         _check_producer_config(settings)
     except (ConfigError, ValueError) as exc:
         print(f"unit21-bridge: cannot start: {exc}", file=sys.stderr)
@@ -56,6 +60,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         server_header=False,
+        # In-flight requests get this long after SIGTERM; the lifespan then stops the drainer
+        # and flushes the producer within what is left (bridge/app.py).
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
 
@@ -100,6 +107,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
     secret = settings.webhook_secrets[0] if settings.webhook_secrets else "dev-" + secrets.token_hex(8)
     if not settings.webhook_secrets:
         overrides["webhook_secrets"] = (secret,)
+    if settings.spool_enabled and "BRIDGE_SPOOL_DIR" not in os.environ:
+        overrides["spool_dir"] = Path(tempfile.mkdtemp(prefix="unit21-bridge-spool-"))
+        log.warning(
+            "BRIDGE_SPOOL_DIR is not set: the disk spool is in %s for this development run",
+            overrides["spool_dir"],
+        )
     settings = settings.model_copy(update=overrides)
     try:
         names = [settings.topic(suffix) for suffix in routes.ALL_SUFFIXES]
@@ -120,7 +133,14 @@ def cmd_dev(args: argparse.Namespace) -> int:
             f".venv/bin/unit21-bridge tail {settings.topic('alert')}\n",
             flush=True,
         )
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
+        uvicorn.run(
+            create_app(settings),
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        )
     finally:
         if broker is not None:
             broker.stop()
@@ -286,6 +306,27 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- dlq ----------------------------------------------------------------------------------
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    from bridge.replay import replay
+
+    settings = Settings.from_env()
+    if args.bootstrap_servers:
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": args.bootstrap_servers})
+    if not settings.kafka_bootstrap_servers:
+        print("unit21-bridge dlq: set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers", file=sys.stderr)
+        return 2
+    try:
+        summary = replay(settings, args.topic, apply=args.apply)
+    except (LookupError, TimeoutError, RuntimeError) as exc:
+        print(f"unit21-bridge dlq replay: {exc}", file=sys.stderr)
+        return 1
+    print(summary.render())
+    return 1 if summary.publish_failures else 0
+
+
 # -- parser -------------------------------------------------------------------------------
 
 
@@ -385,6 +426,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="topic config")
     create.set_defaults(func=cmd_topics_create)
+
+    dlq = sub.add_parser("dlq", help="work with dead-lettered and unrecognized webhooks")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    replay = dlq_sub.add_parser(
+        "replay",
+        help="re-process stored webhooks through the current code (dry run by default)",
+        formatter_class=formatter,
+        description="Read <prefix>dlq (or <prefix>unrecognized) from the beginning, rebuild each stored body "
+        "with today's schemas under its original event_id, and print how many now validate and why the "
+        "others still fail. With --apply, publish the ones that validate to their topics. The source "
+        "topic is left as it is; a second --apply publishes again under the same event_ids.",
+        epilog="example:\n  unit21-bridge dlq replay\n  unit21-bridge dlq replay --apply\n"
+        "  unit21-bridge dlq replay --topic unrecognized --apply",
+    )
+    replay.add_argument("--apply", action="store_true", help="publish (default: dry run)")
+    replay.add_argument(
+        "--topic", choices=["dlq", "unrecognized"], default="dlq", help="which topic to replay (default: dlq)"
+    )
+    replay.add_argument("--bootstrap-servers", help="default: KAFKA_BOOTSTRAP_SERVERS")
+    replay.set_defaults(func=cmd_dlq_replay)
     return parser
 
 

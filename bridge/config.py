@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
@@ -74,6 +75,51 @@ class Settings(BaseSettings):
     readiness_cache_seconds: float = Field(
         default=5.0, ge=0, validation_alias="BRIDGE_READINESS_CACHE_SECONDS"
     )
+    max_concurrency: int = Field(
+        default=1000,
+        ge=1,
+        validation_alias="BRIDGE_MAX_CONCURRENCY",
+        description="Webhook requests handled at once per process; beyond it: 503 with Retry-After.",
+    )
+    shutdown_grace_seconds: int = Field(
+        default=20,
+        ge=1,
+        le=600,
+        validation_alias="BRIDGE_SHUTDOWN_GRACE_SECONDS",
+        description="After SIGTERM: time for in-flight requests and the final flush. Keep it below the pod's "
+        "terminationGracePeriodSeconds.",
+    )
+    spool_enabled: bool = Field(
+        default=True,
+        validation_alias="BRIDGE_SPOOL_ENABLED",
+        description="Keep records Kafka did not acknowledge in time on local disk and answer 202. "
+        "Turning it off means a Kafka outage longer than Unit21's ~3 s retry budget loses webhooks.",
+    )
+    spool_dir: Path = Field(
+        default=Path("/var/lib/unit21-bridge/spool"),
+        validation_alias="BRIDGE_SPOOL_DIR",
+        description="Directory of the disk spool (one SQLite file per process); a persistent volume "
+        "in production.",
+    )
+    spool_max_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=64 * 1024,
+        validation_alias="BRIDGE_SPOOL_MAX_BYTES",
+        description="Record bytes the spool may hold per process; beyond it: 503 with Retry-After.",
+    )
+    dedup_window_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        validation_alias="BRIDGE_DEDUP_WINDOW_SECONDS",
+        description="How long a delivered event_id is remembered, so a re-sent webhook is answered without "
+        "publishing it again (0 turns this off).",
+    )
+    dedup_max_entries: int = Field(
+        default=100_000,
+        ge=1,
+        validation_alias="BRIDGE_DEDUP_MAX_ENTRIES",
+        description="At most this many event_ids are remembered per process (oldest forgotten first).",
+    )
     kafka_properties: dict[str, str] = Field(
         default_factory=dict,
         description="librdkafka properties from KAFKA_* variables (KAFKA_SASL_MECHANISM -> sasl.mechanism).",
@@ -116,6 +162,22 @@ class Settings(BaseSettings):
                 "comma-separated secrets shown in Unit21's webhook settings, or set "
                 "BRIDGE_ALLOW_UNSIGNED=true to accept unsigned requests (never in production)."
             )
+
+
+def check_spool_dir(directory: Path) -> None:
+    """Create the spool directory if needed and prove this process can write there."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"BRIDGE_SPOOL_DIR={directory} is not a writable directory for this process (uid {os.getuid()}): "
+            f"{exc.strerror or exc}. Mount a persistent volume there or point BRIDGE_SPOOL_DIR at one; "
+            "BRIDGE_SPOOL_ENABLED=false runs without the spool (webhooks are then lost when Kafka is "
+            "unavailable for longer than Unit21's retries)."
+        ) from None
 
 
 def _is_known_variable(name: str) -> bool:

@@ -45,6 +45,8 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         # Same partition for the same key as Java producers (murmur2), not librdkafka's CRC32.
         "partitioner": "murmur2_random",
         "socket.keepalive.enable": True,
+        # Reconnect within a second of the network coming back (librdkafka's default backs off to 10 s).
+        "reconnect.backoff.max.ms": 1000,
     }
     config.update(settings.kafka_properties)
     config.update(
@@ -63,6 +65,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 class ReadyState:
     ready: bool
     detail: dict[str, Any] = field(default_factory=dict)
+    reachable: bool = True  # False: no broker answered (as opposed to a broker saying topics are missing)
 
 
 class Publisher:
@@ -78,6 +81,10 @@ class Publisher:
         self._reset_requested = False
         self._last_reset = 0.0
         self._ready_cache: tuple[float, ReadyState] | None = None
+        # False from "all brokers down" or a timed-out delivery until the next acknowledgement:
+        # while it is False, a caller with a spool writes there at once instead of waiting out
+        # the delivery deadline. Written on the poll thread, read on the loop (a plain bool).
+        self.connected = True
 
     def _new_producer(self) -> Producer:
         try:
@@ -119,8 +126,10 @@ class Publisher:
             if err is not None:
                 if err.code() in _RESET_ERRORS or err.fatal():
                     self._reset_requested = True
+                    self.connected = False
                 loop.call_soon_threadsafe(_fail, future, err)
             else:
+                self.connected = True
                 loop.call_soon_threadsafe(
                     _succeed, future, Delivery(msg.topic(), msg.partition(), msg.offset())
                 )
@@ -137,6 +146,7 @@ class Publisher:
             # librdkafka reports a timeout itself at message.timeout.ms; this is only a safety net.
             return await asyncio.wait_for(future, self._delivery_timeout + 1.0)
         except TimeoutError:
+            self.connected = False
             raise PublishError(
                 "timeout", f"no acknowledgement from Kafka within {self._delivery_timeout:.1f} s"
             ) from None
@@ -159,6 +169,8 @@ class Publisher:
         threading.Thread(target=_retire, args=(old,), name="kafka-retire", daemon=True).start()
 
     def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.connected = False
         if err.fatal():
             self._reset_requested = True
             log.error("fatal kafka error: %s", err.str())
@@ -179,7 +191,7 @@ class Publisher:
         try:
             metadata = self._producer.list_topics(timeout=2.0)
         except KafkaException as exc:
-            return ReadyState(False, {"kafka": f"unreachable: {exc.args[0].str()}"})
+            return ReadyState(False, {"kafka": f"unreachable: {exc.args[0].str()}"}, reachable=False)
         missing = [t for t in topics if t not in metadata.topics or metadata.topics[t].error is not None]
         if missing:
             return ReadyState(False, {"kafka": "connected", "missing_topics": missing})

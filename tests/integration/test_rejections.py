@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -102,22 +103,28 @@ def test_unknown_path_is_json_404(client: TestClient) -> None:
     assert answer.json()["error"] == "not_found"
 
 
-def test_unsigned_requests_only_when_allowed(kafka: KafkaCluster, prefix: str) -> None:
+def test_unsigned_requests_only_when_allowed(kafka: KafkaCluster, prefix: str, tmp_path: Path) -> None:
     settings = Settings.from_env(
-        {}, kafka_bootstrap_servers=kafka.bootstrap_servers, topic_prefix=prefix, allow_unsigned=True
+        {},
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        topic_prefix=prefix,
+        allow_unsigned=True,
+        spool_dir=tmp_path,
     )
     with TestClient(create_app(settings)) as client:
         answer = client.post(PATH, content=BODY, headers={"Content-Type": "application/json"})
     assert answer.status_code == 200
 
 
-def test_broker_unreachable_answers_503_with_retry_after(prefix: str) -> None:
+def test_broker_unreachable_without_spool_answers_503_with_retry_after(prefix: str) -> None:
+    # With the spool (the default) the answer is 202: tests/integration/test_delivery.py.
     settings = Settings.from_env(
         {},
         kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
         webhook_secrets=(SECRET,),
         topic_prefix=prefix,
         delivery_timeout_seconds=0.5,
+        spool_enabled=False,
     )
     with TestClient(create_app(settings)) as client:
         started = time.monotonic()
@@ -139,9 +146,13 @@ def test_health_and_readiness(client: TestClient, kafka: KafkaCluster) -> None:
     assert ready.json()["ready"] is True
 
 
-def test_not_ready_when_topics_are_missing(kafka: KafkaCluster) -> None:
+def test_not_ready_when_topics_are_missing(kafka: KafkaCluster, tmp_path: Path) -> None:
     settings = Settings.from_env(
-        {}, kafka_bootstrap_servers=kafka.bootstrap_servers, webhook_secrets=(SECRET,), topic_prefix="absent."
+        {},
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        webhook_secrets=(SECRET,),
+        topic_prefix="absent.",
+        spool_dir=tmp_path,
     )
     with TestClient(create_app(settings)) as client:
         ready = client.get("/readyz")

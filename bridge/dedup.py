@@ -1,0 +1,77 @@
+"""Recently delivered webhooks, so a re-sent one is answered without being published again.
+
+Unit21 re-sends a webhook when an answer is late or not 2xx, with the same body, hence the
+same `event_id`. An id is remembered only after its record was acknowledged by Kafka or
+written to the spool, never before: a request that failed leaves nothing behind, so its
+retry is published. The memory is per process, bounded in size and time; consumers finish
+the job across replicas with the `event_id` header (see docs/delivery.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+
+class RecentDeliveries:
+    def __init__(
+        self, window_seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.window = window_seconds
+        self.max_entries = max_entries
+        self._clock = clock
+        # event_id -> (expiry, the JSON answer first given); insertion order is expiry order.
+        self._done: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        # event_id -> resolved when the request delivering it finishes (either way).
+        self._in_flight: dict[str, asyncio.Future[None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def get(self, event_id: str) -> bytes | None:
+        entry = self._done.get(event_id)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            del self._done[event_id]
+            return None
+        return entry[1]
+
+    def remember(self, event_id: str, answer: bytes) -> None:
+        if self.window <= 0:
+            return
+        now = self._clock()
+        self._done.pop(event_id, None)
+        self._done[event_id] = (now + self.window, answer)
+        while self._done:
+            oldest_id, (expiry, _) = next(iter(self._done.items()))
+            if expiry > now and len(self._done) <= self.max_entries:
+                break
+            del self._done[oldest_id]
+
+    @asynccontextmanager
+    async def claim(self, event_id: str) -> AsyncIterator[bytes | None]:
+        """Yield the earlier answer for a duplicate, or None with the id claimed by this request.
+
+        A duplicate that arrives while the first copy is still being delivered waits for it,
+        then either gets its answer or, if it failed, delivers the webhook itself.
+        """
+        while True:
+            earlier = self.get(event_id)
+            if earlier is not None:
+                yield earlier
+                return
+            pending = self._in_flight.get(event_id)
+            if pending is None:
+                break
+            await asyncio.shield(pending)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_flight[event_id] = done
+        try:
+            yield None
+        finally:
+            del self._in_flight[event_id]
+            done.set_result(None)

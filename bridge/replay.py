@@ -1,0 +1,182 @@
+"""`unit21-bridge dlq replay`: run dead-lettered and unrecognized webhooks through the current code.
+
+After a schema fix (or once the bridge learns a new object type), webhooks that were kept
+whole in `<prefix>dlq` or `<prefix>unrecognized` may now validate. Replay reads the topic
+from the beginning up to its end at start (with `assign()`: no consumer group, nothing is
+committed, so a replay can be repeated), rebuilds each stored body with `MessageBuilder.build`
+under its original `event_id`, `received_at` and signature time, and — only with `--apply` —
+publishes the ones that now validate to their topics, with the bridge's idempotent producer
+settings. The DLQ itself is never changed (Kafka is append-only): replaying twice publishes
+twice, under the same `event_id`, which consumers already dedupe on (docs/delivery.md).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from bridge import routes
+from bridge.codec import DecodeError, SingleObjectCodec
+from bridge.config import Settings
+from bridge.messages import MessageBuilder, OutgoingMessage
+from bridge.payload import PayloadError, parse
+from bridge.publisher import producer_config
+from bridge.schemas import SchemaSet
+
+SOURCES = (routes.DLQ_SUFFIX, routes.UNRECOGNIZED.topic_suffix)
+# A replay is not answering an HTTP request: give the broker time rather than fail fast.
+REPLAY_DELIVERY_TIMEOUT_MS = 60_000
+
+
+@dataclass
+class ReplaySummary:
+    topic: str
+    applied: bool
+    read: int = 0
+    replayable: Counter[str] = field(default_factory=Counter)  # target topic -> records that now validate
+    published: int = 0
+    publish_failures: Counter[str] = field(default_factory=Counter)  # Kafka error -> count
+    still_failing: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)  # why they still fail -> records
+
+    def render(self, top: int = 10) -> str:
+        mode = "applied" if self.applied else "dry run: nothing published; add --apply to publish"
+        verb = "published" if self.applied else "would publish"
+        total = sum(self.replayable.values())
+        lines = [f"replay of {self.topic} ({mode})", f"  read            {self.read}"]
+        by_topic = ", ".join(f"{topic} {n}" for topic, n in self.replayable.most_common())
+        lines.append(
+            f"  {verb:<15} {self.published if self.applied else total}" + (f"  ({by_topic})" if total else "")
+        )
+        if self.publish_failures:
+            lines.append(f"  not published   {sum(self.publish_failures.values())}")
+            lines += [f"    {n:>6}  {reason}" for reason, n in self.publish_failures.most_common(top)]
+        lines.append(f"  still failing   {self.still_failing}")
+        lines += [f"    {n:>6}  {reason}" for reason, n in self.reasons.most_common(top)]
+        if len(self.reasons) > top:
+            lines.append(f"    ... and {len(self.reasons) - top} more reason(s)")
+        return "\n".join(lines)
+
+
+def read_to_end(client_config: dict[str, Any], topic: str, timeout: float = 60.0) -> Iterator[bytes]:
+    """The value of every record of `topic`, from the beginning to its end when the call started."""
+    consumer = Consumer(
+        {
+            **client_config,
+            "group.id": f"unit21-bridge-replay-{secrets.token_hex(4)}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None or not info.partitions:
+            raise LookupError(f"topic {topic} does not exist")
+        partitions = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(info.partitions)]
+        ends: dict[int, int] = {}
+        for tp in partitions:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            if high > low:
+                ends[tp.partition] = high
+        consumer.assign(partitions)
+        deadline = time.monotonic() + timeout
+        while ends:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{topic}: partitions {sorted(ends)} not read to the end within {timeout} s"
+                )
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise RuntimeError(f"{topic}: {error.str()}")
+            partition, offset = msg.partition() or 0, msg.offset() or 0
+            if partition not in ends:
+                continue
+            if offset + 1 >= ends[partition]:
+                del ends[partition]
+            yield msg.value() or b""
+    finally:
+        consumer.close()
+
+
+def _millis(value: datetime) -> int:
+    return round(value.timestamp() * 1000)
+
+
+def rebuild(builder: MessageBuilder, record: dict[str, Any]) -> OutgoingMessage:
+    """The message today's code makes of a stored webhook, under its original identity."""
+    body = record["payload"].encode("utf-8")
+    meta = record["bridge"]
+    signed: datetime | None = meta.get("signature_timestamp")
+    return builder.build(
+        body,
+        parse(body),
+        event_id=meta["event_id"],
+        received_at_ms=_millis(meta["received_at"]),
+        signature_timestamp=None if signed is None else _millis(signed) // 1000,
+        request_headers=(record.get("headers") or {}).items(),
+    )
+
+
+def replay(settings: Settings, source: str = routes.DLQ_SUFFIX, *, apply: bool = False) -> ReplaySummary:
+    schemas = SchemaSet.load()
+    codec = SingleObjectCodec(schemas)
+    builder = MessageBuilder(schemas, codec, settings.topic_prefix)
+    topic = settings.topic(source)
+    summary = ReplaySummary(topic, apply)
+    client = {"bootstrap.servers": settings.kafka_bootstrap_servers, **settings.kafka_properties}
+    producer: Producer | None = None
+    if apply:
+        producer = Producer({**producer_config(settings), "message.timeout.ms": REPLAY_DELIVERY_TIMEOUT_MS})
+
+    def on_delivery(err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            summary.published += 1
+        else:
+            summary.publish_failures[err.str()] += 1
+
+    for value in read_to_end(client, topic):
+        summary.read += 1
+        try:
+            schema, record = codec.decode(value)
+            if schema.suffix != source:
+                raise DecodeError(f"a {schema.full_name} record, not {source}")
+            message = rebuild(builder, record)
+        except (DecodeError, PayloadError, KeyError, UnicodeError) as exc:
+            summary.still_failing += 1
+            summary.reasons[f"unreadable record: {exc}"] += 1
+            continue
+        if message.outcome == "published":
+            summary.replayable[message.topic] += 1
+            if producer is not None:
+                producer.produce(
+                    message.topic,
+                    value=message.value,
+                    key=message.key,
+                    headers=list(message.headers),
+                    on_delivery=on_delivery,
+                )
+                producer.poll(0)
+        elif message.outcome == "unrecognized":
+            summary.still_failing += 1
+            summary.reasons[f"object_type {message.object_type} is still unknown"] += 1
+        else:
+            summary.still_failing += 1
+            for reason in {f"{issue.path or '<body>'}: {issue.reason}" for issue in message.issues}:
+                summary.reasons[reason] += 1
+    if producer is not None:
+        left = producer.flush(REPLAY_DELIVERY_TIMEOUT_MS / 1000 + 5)
+        if left:
+            summary.publish_failures["not acknowledged before the timeout"] += left
+    return summary

@@ -1,0 +1,97 @@
+"""Recently delivered event_ids: bounded, time-limited, marked only after success."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridge.dedup import RecentDeliveries
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_remembered_until_the_window_ends() -> None:
+    clock = Clock()
+    recent = RecentDeliveries(600, 10, clock)
+    recent.remember("a", b'{"x":1}')
+    clock.now += 599
+    assert recent.get("a") == b'{"x":1}'
+    clock.now += 2
+    assert recent.get("a") is None
+    assert len(recent) == 0
+
+
+def test_bounded_by_entries_oldest_forgotten_first() -> None:
+    recent = RecentDeliveries(600, 3, Clock())
+    for name in "abcde":
+        recent.remember(name, name.encode())
+    assert [recent.get(n) for n in "abcde"] == [None, None, b"c", b"d", b"e"]
+    assert len(recent) == 3
+
+
+def test_expired_entries_are_dropped_when_new_ones_arrive() -> None:
+    clock = Clock()
+    recent = RecentDeliveries(10, 100, clock)
+    for i in range(50):
+        recent.remember(str(i), b"")
+    clock.now += 11
+    recent.remember("new", b"")
+    assert len(recent) == 1
+
+
+def test_a_zero_window_turns_it_off() -> None:
+    recent = RecentDeliveries(0, 10)
+    recent.remember("a", b"")
+    assert recent.get("a") is None
+
+
+def test_a_concurrent_duplicate_waits_for_the_first_and_gets_its_answer() -> None:
+    async def scenario() -> list[str]:
+        recent = RecentDeliveries(600, 10)
+        log: list[str] = []
+
+        async def request(name: str, succeed: bool) -> None:
+            async with recent.claim("id") as earlier:
+                if earlier is not None:
+                    log.append(f"{name}: duplicate of {earlier.decode()}")
+                    return
+                log.append(f"{name}: delivering")
+                await asyncio.sleep(0.05)
+                if succeed:
+                    recent.remember("id", name.encode())
+
+        await asyncio.gather(request("first", True), request("second", True), request("third", True))
+        return log
+
+    assert asyncio.run(scenario()) == [
+        "first: delivering",
+        "second: duplicate of first",
+        "third: duplicate of first",
+    ]
+
+
+def test_a_failed_first_attempt_leaves_nothing_and_the_retry_delivers() -> None:
+    async def scenario() -> list[str]:
+        recent = RecentDeliveries(600, 10)
+        log: list[str] = []
+
+        async def request(name: str, succeed: bool) -> None:
+            async with recent.claim("id") as earlier:
+                if earlier is not None:
+                    log.append(f"{name}: duplicate")
+                    return
+                log.append(f"{name}: delivering")
+                await asyncio.sleep(0.05)
+                if succeed:
+                    recent.remember("id", b"")
+
+        await asyncio.gather(request("first", False), request("second", True))
+        await request("third", True)
+        return log
+
+    assert asyncio.run(scenario()) == ["first: delivering", "second: delivering", "third: duplicate"]
