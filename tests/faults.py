@@ -18,13 +18,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+import httpx
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from bridge.embedded import free_port
+from bridge.payload import event_id
+from tests.support import EXAMPLES, signed_headers
+
 State = Literal["open", "cut", "stalled"]
+
+# Figures measured by the fault tests, printed at the end of the run (tests/conftest.py).
+FIGURES: list[str] = []
 
 
 class TcpProxy:
@@ -148,3 +165,198 @@ def _abort(writer: asyncio.StreamWriter) -> None:
     transport = writer.transport
     if not transport.is_closing():
         transport.abort()
+
+
+# -- the bridge as a real process, and a client that keeps posting -----------------------------
+
+
+class BridgeProcess:
+    """`unit21-bridge serve` in a subprocess (what kill -9 and SIGTERM must be tested on)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, **env, "BRIDGE_HOST": "127.0.0.1", "BRIDGE_PORT": str(self.port)}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.webhook_url = f"{self.url}/webhooks/unit21"
+
+    def start(self, timeout: float = 30.0) -> BridgeProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bridge", "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited with {self.process.returncode}:\n{self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            time.sleep(0.1)
+        raise AssertionError(f"serve did not become ready within {timeout} s:\n{self.log()}")
+
+    def readyz(self) -> dict[str, Any]:
+        answer: dict[str, Any] = httpx.get(f"{self.url}/readyz", timeout=5).json()
+        return answer
+
+    def spool_depth(self) -> int:
+        depth: int = self.readyz()["detail"]["spool"]["depth"]
+        return depth
+
+    def wait_for_empty_spool(self, timeout: float = 30.0) -> float:
+        """Seconds until the spool is empty."""
+        started = time.monotonic()
+        while self.spool_depth():
+            if time.monotonic() - started > timeout:
+                raise AssertionError(f"spool not drained within {timeout} s: {self.readyz()}\n{self.log()}")
+            time.sleep(0.05)
+        return time.monotonic() - started
+
+    def rss_bytes(self) -> int:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
+
+
+def alert_body(n: int, keys: int = 40) -> bytes:
+    """A distinct, valid ALERT webhook (distinct body, so a distinct event_id), `keys` entities."""
+    doc = dict(_ALERT)
+    doc["unit21_id"] = 50_000_000 + n
+    doc["alert_id"] = f"load-{n}"
+    doc["entities"] = [{"entity_id": f"u-load-{n % keys}", "entity_type": "user", "resolution": "UNRESOLVED"}]
+    return orjson.dumps(doc)
+
+
+_ALERT: dict[str, Any] = orjson.loads((EXAMPLES / "alert_created.json").read_bytes())
+
+
+@dataclass
+class Outcome:
+    event_id: str
+    status: int  # 0: no HTTP answer (connection refused or reset)
+    seconds: float
+    retry_after: str | None = None
+
+
+@dataclass
+class LoadRun:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def ids(self, *statuses: int) -> set[str]:
+        return {o.event_id for o in self.outcomes if o.status in statuses}
+
+    def count(self, *statuses: int) -> int:
+        return sum(1 for o in self.outcomes if o.status in statuses)
+
+    @property
+    def accepted(self) -> set[str]:
+        return {o.event_id for o in self.outcomes if 200 <= o.status < 300}
+
+
+class Load:
+    """Posts distinct signed webhooks from `concurrency` senders until stopped (or `limit` sent).
+
+    Each webhook is posted once and never retried, so every 2xx answer is a promise the test
+    can check against Kafka.
+    """
+
+    def __init__(self, url: str, concurrency: int = 16, limit: int | None = None, start: int = 0) -> None:
+        self.url = url
+        self.concurrency = concurrency
+        self.limit = limit
+        self.run = LoadRun()
+        self._next = start
+        self._first = start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="load", daemon=True)
+
+    def start(self) -> Load:
+        self._thread.start()
+        return self
+
+    def stop(self) -> LoadRun:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        return self.run
+
+    def join(self, timeout: float = 120) -> LoadRun:
+        self._thread.join(timeout=timeout)
+        return self.run
+
+    async def _main(self) -> None:
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            await asyncio.gather(*(self._sender(client) for _ in range(self.concurrency)))
+
+    async def _sender(self, client: httpx.AsyncClient) -> None:
+        while not self._stop.is_set():
+            n = self._next
+            if self.limit is not None and n - self._first >= self.limit:
+                return
+            self._next += 1
+            body = alert_body(n)
+            started = time.perf_counter()
+            try:
+                answer = await client.post(self.url, content=body, headers=signed_headers(body))
+                status, retry_after = answer.status_code, answer.headers.get("retry-after")
+            except httpx.HTTPError:
+                status, retry_after = 0, None
+                await asyncio.sleep(0.01)  # the bridge is gone: do not spin
+            self.run.outcomes.append(
+                Outcome(event_id(body), status, time.perf_counter() - started, retry_after)
+            )
+
+
+def kafka_event_ids(bootstrap: str, topic: str, expected: set[str], timeout: float = 30.0) -> list[str]:
+    """The `event_id` header of every record in `topic`, duplicates included.
+
+    Reads until every expected id was seen and then one idle second more (to catch extra
+    copies). Not from the high watermarks: Tansu reports the base offset of the last batch
+    + 1 there, which undercounts after a multi-record batch such as a spool drain.
+    """
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "fault-tests", "enable.auto.commit": False}
+    )
+    try:
+        partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        ids: list[str] = []
+        deadline = time.monotonic() + timeout
+        idle_since = time.monotonic()
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.1)
+            if msg is None or msg.error() is not None:
+                if expected <= set(ids) and time.monotonic() - idle_since > 1.0:
+                    break
+                continue
+            idle_since = time.monotonic()
+            ids.append(dict(msg.headers() or [])["event_id"].decode())
+        return ids
+    finally:
+        consumer.close()
