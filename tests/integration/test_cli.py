@@ -132,7 +132,9 @@ def test_topics_create_is_idempotent(kafka: KafkaCluster) -> None:
     assert sorted(second.stdout.splitlines()) == sorted(f"{t}\texists" for t in all_topics(prefix))
 
 
-@pytest.mark.parametrize("command", [["serve"], ["dev"], ["send"], ["tail"], ["topics", "create"]])
+@pytest.mark.parametrize(
+    "command", [["serve"], ["dev"], ["send"], ["tail"], ["topics", "create"], ["dlq", "replay"]]
+)
 def test_every_command_has_help_with_an_example(command: list[str]) -> None:
     result = run([*command, "--help"])
     assert result.returncode == 0

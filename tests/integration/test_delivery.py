@@ -1,0 +1,192 @@
+"""Delivery semantics on a real broker: dedup, the spool's byte-identical records, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from bridge.app import Runtime, create_app
+from bridge.config import Settings
+from bridge.embedded import free_port
+from bridge.payload import event_id, parse
+from bridge.publisher import Publisher, producer_config
+from bridge.spool import Drainer, Spool
+from tests.support import EXAMPLES, SECRET, KafkaCluster, read_topic, signed_headers, topic_counts
+
+PATH = "/webhooks/unit21"
+BODY = (EXAMPLES / "alert_created.json").read_bytes()
+
+
+def post(client: TestClient, body: bytes = BODY, **kw: Any) -> httpx.Response:
+    return client.post(PATH, content=body, headers=signed_headers(body, **kw))
+
+
+def test_the_same_body_posted_three_times_is_one_record(
+    client: TestClient, kafka: KafkaCluster, prefix: str
+) -> None:
+    now = int(time.time())
+    answers = [post(client, timestamp=now + i) for i in range(3)]  # Unit21's retries: new signature
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    first = answers[0].json()
+    assert "duplicate" not in first
+    assert [a.json() for a in answers[1:]] == [{**first, "duplicate": True}] * 2
+    time.sleep(0.5)
+    assert topic_counts(kafka.bootstrap_servers, [f"{prefix}alert"])[f"{prefix}alert"] == 1
+
+
+def test_concurrent_copies_of_one_webhook_are_one_record(
+    client: TestClient, kafka: KafkaCluster, prefix: str
+) -> None:
+    body = BODY.replace(b"11532778", b"11532779")
+    answers: list[httpx.Response] = []
+    threads = [threading.Thread(target=lambda: answers.append(post(client, body))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert sorted(a.status_code for a in answers) == [200, 200, 200]
+    assert sum(1 for a in answers if a.json().get("duplicate")) == 2
+    time.sleep(0.5)
+    assert topic_counts(kafka.bootstrap_servers, [f"{prefix}alert"])[f"{prefix}alert"] == 1
+
+
+def test_readiness_reports_the_spool(client: TestClient) -> None:
+    detail = client.get("/readyz").json()["detail"]
+    assert detail["spool"]["enabled"] is True
+    assert detail["spool"]["depth"] == 0 and detail["spool"]["bytes"] == 0
+    assert detail["spool"]["oldest_age_seconds"] == 0
+
+
+def test_a_spooled_record_is_byte_identical_to_a_direct_one(
+    kafka: KafkaCluster, prefix: str, settings: Settings, tmp_path: Path
+) -> None:
+    builder = Runtime.from_settings(settings).builder
+    direct_body = BODY.replace(b"11532778", b"1")
+    spooled_body = BODY.replace(b"11532778", b"2")
+    messages = [
+        builder.build(
+            b, parse(b), event_id=event_id(b), received_at_ms=1_700_000_000_000, signature_timestamp=1
+        )
+        for b in (direct_body, spooled_body)
+    ]
+
+    async def scenario() -> None:
+        publisher = Publisher(producer_config(settings), delivery_timeout=5)
+        publisher.start()
+        try:
+            direct = messages[0]
+            await publisher.publish(direct.topic, direct.key, direct.value, direct.headers)
+            spool = Spool(tmp_path / "spool", 1 << 20)
+            message = messages[1]
+            await spool.append(message.topic, message.key, message.value, message.headers, message.event_id)
+            drainer = Drainer(spool, publisher).start()
+            for _ in range(200):
+                if not spool.depth():
+                    break
+                await asyncio.sleep(0.05)
+            await drainer.stop(grace=2)
+            assert spool.depth() == 0
+            await spool.close()
+        finally:
+            publisher.close(5)
+
+    asyncio.run(scenario())
+    records = read_topic(kafka.bootstrap_servers, f"{prefix}alert", 2)
+    by_id = {r.headers["event_id"].decode(): r for r in records}
+    for message in messages:
+        record = by_id[message.event_id]
+        assert record.topic == message.topic
+        assert record.key == message.key
+        assert record.value == message.value
+        assert list(record.headers.items()) == message.headers
+
+
+def test_unreachable_kafka_is_spooled_then_delivered_by_the_next_process(
+    kafka: KafkaCluster, prefix: str, settings: Settings, tmp_path: Path
+) -> None:
+    spool_dir = tmp_path / "shared-spool"
+    offline = settings.model_copy(
+        update={
+            "kafka_bootstrap_servers": f"127.0.0.1:{free_port()}",
+            "delivery_timeout_seconds": 0.5,
+            "spool_dir": spool_dir,
+        }
+    )
+    with TestClient(create_app(offline)) as client:
+        started = time.monotonic()
+        answer = post(client)
+        elapsed = time.monotonic() - started
+        ready = client.get("/readyz")
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {
+        "event_id": event_id(BODY),
+        "topic": f"{prefix}alert",
+        "spooled": True,
+        "outcome": "published",
+    }
+    assert elapsed < 2
+    # Kafka is unreachable but the spool has room: stay in the Service, keep taking webhooks.
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["detail"]["kafka"].startswith("unreachable")
+    assert ready.json()["detail"]["spool"]["depth"] == 1
+    assert any(p.suffix == ".db" for p in spool_dir.iterdir())
+
+    online = settings.model_copy(update={"spool_dir": spool_dir})
+    with TestClient(create_app(online)) as client:
+        for _ in range(100):
+            if client.get("/readyz").json()["detail"]["spool"]["depth"] == 0:
+                break
+            time.sleep(0.05)
+        assert client.get("/readyz").json()["detail"]["spool"]["depth"] == 0
+    records = read_topic(kafka.bootstrap_servers, f"{prefix}alert", 1)
+    assert [r.headers["event_id"].decode() for r in records] == [event_id(BODY)]
+    assert not list(spool_dir.iterdir()), "an empty spool leaves no file behind"
+
+
+def test_the_concurrency_limit_answers_503_at_the_door(prefix: str, tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {},
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+        webhook_secrets=(SECRET,),
+        topic_prefix=prefix,
+        delivery_timeout_seconds=1.0,
+        spool_enabled=False,  # so the first request waits out its deadline
+        max_concurrency=1,
+    )
+    with TestClient(create_app(settings)) as client:
+        slow = threading.Thread(target=lambda: post(client))
+        slow.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        answer = post(client, BODY.replace(b"11532778", b"3"))
+        elapsed = time.monotonic() - started
+        slow.join(timeout=10)
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "overloaded" and answer.headers["retry-after"] == "1"
+    assert elapsed < 0.5
+
+
+def test_turning_the_spool_off_is_a_warning(
+    prefix: str, kafka: KafkaCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings.from_env(
+        {},
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        webhook_secrets=(SECRET,),
+        topic_prefix=prefix,
+        spool_enabled=False,
+    )
+    with caplog.at_level(logging.WARNING, logger="bridge.app"), TestClient(create_app(settings)) as client:
+        detail = client.get("/readyz").json()["detail"]
+    assert detail["spool"] == {"enabled": False}
+    assert any(
+        "BRIDGE_SPOOL_ENABLED=false" in r.message and r.levelno == logging.WARNING for r in caplog.records
+    )
