@@ -286,8 +286,16 @@ class Load:
     can check against Kafka.
     """
 
-    def __init__(self, url: str, concurrency: int = 16, limit: int | None = None, start: int = 0) -> None:
+    def __init__(
+        self,
+        url: str,
+        concurrency: int = 16,
+        limit: int | None = None,
+        start: int = 0,
+        keepalive: bool = True,
+    ) -> None:
         self.url = url
+        self.keepalive = keepalive
         self.concurrency = concurrency
         self.limit = limit
         self.run = LoadRun()
@@ -310,7 +318,10 @@ class Load:
         return self.run
 
     async def _main(self) -> None:
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        limits = httpx.Limits(
+            max_connections=self.concurrency,
+            max_keepalive_connections=self.concurrency if self.keepalive else 0,
+        )
         async with httpx.AsyncClient(timeout=30, limits=limits) as client:
             await asyncio.gather(*(self._sender(client) for _ in range(self.concurrency)))
 

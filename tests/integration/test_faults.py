@@ -165,6 +165,39 @@ def test_kill_9_with_a_full_spool_then_restart_delivers_everything(
     assert "adopted 60 record(s)" in second.log()
 
 
+def test_each_worker_has_its_own_spool_and_a_restart_adopts_them_all(
+    faulty: FaultyKafka, topic_prefix: str, tmp_path: Path
+) -> None:
+    spool_dir = tmp_path / "spool"
+    env = bridge_env(faulty, topic_prefix, spool_dir, BRIDGE_WORKERS="2")
+    first = BridgeProcess(env, tmp_path / "first.log").start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(list(spool_dir.glob("*.db"))) < 2:
+            assert time.monotonic() < deadline, first.log()
+            time.sleep(0.1)
+        faulty.proxy.cut()
+        # A new connection per request, so the kernel spreads them over both workers.
+        run = Load(first.webhook_url, concurrency=8, limit=80, keepalive=False).start().join()
+        first.signal(signal.SIGTERM)
+        first.wait(timeout=20)
+    finally:
+        first.stop()
+    assert run.count(202) == 80
+    # Each worker keeps what it could not deliver in its own file (a worker that got no
+    # request had nothing to keep and removed its empty file).
+    assert 1 <= len(list(spool_dir.glob("*.db"))) <= 2
+    faulty.proxy.restore()
+    second = BridgeProcess({**env, "BRIDGE_WORKERS": "1"}, tmp_path / "second.log").start()
+    try:
+        second.wait_for_empty_spool()
+        in_kafka = kafka_event_ids(faulty.bootstrap, f"{topic_prefix}alert", run.accepted)
+    finally:
+        second.stop()
+    assert not run.accepted - set(in_kafka)
+    assert not list(spool_dir.iterdir())
+
+
 def test_sigterm_under_load_leaves_no_2xx_without_a_record(
     faulty: FaultyKafka, topic_prefix: str, tmp_path: Path
 ) -> None:

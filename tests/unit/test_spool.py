@@ -180,6 +180,22 @@ def test_records_survive_kill_9_and_are_adopted_in_order(tmp_path: Path) -> None
     assert not orphan.exists()
 
 
+def test_the_spools_of_several_dead_processes_are_all_adopted(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for i in range(3):  # each in its own directory, or the next writer would adopt the last one
+        own = tmp_path / f"writer-{i}"
+        subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(own), "4"], capture_output=True)
+        for path in own.iterdir():  # database, WAL, shared memory and lock file
+            path.rename(shared / path.name)
+    assert len(list(shared.glob("*.db"))) == 3
+
+    spool = Spool(shared, 1 << 20)
+    assert spool.depth() == 12
+    assert [p.name for p in shared.glob("*.db")] == [spool.path.name]  # the orphans are gone
+    run(spool.close())
+
+
 def test_a_live_process_spool_is_never_adopted(tmp_path: Path) -> None:
     async def scenario() -> None:
         owner = Spool(tmp_path, 1 << 20)
