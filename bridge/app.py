@@ -118,7 +118,9 @@ class WebhookEndpoint:
 
         signature = headers.get(HEADER_NAME.encode())
         signature_timestamp: int | None = None
-        if self.runtime.secrets and (signature is not None or not settings.allow_unsigned):
+        # Unsigned requests pass only when explicitly allowed; with no secrets and no such
+        # permission every request fails verification rather than slipping through.
+        if not settings.allow_unsigned or (signature is not None and self.runtime.secrets):
             try:
                 signature_timestamp = verify(
                     None if signature is None else signature.decode("latin-1"),

@@ -111,6 +111,16 @@ def test_unsigned_requests_only_when_allowed(kafka: KafkaCluster, prefix: str) -
     assert answer.status_code == 200
 
 
+def test_no_secrets_and_no_permission_rejects_everything(kafka: KafkaCluster, prefix: str) -> None:
+    settings = Settings.from_env({}, kafka_bootstrap_servers=kafka.bootstrap_servers, topic_prefix=prefix)
+    with TestClient(create_app(settings)) as client:
+        unsigned = client.post(PATH, content=BODY, headers={"Content-Type": "application/json"})
+        signed = client.post(PATH, content=BODY, headers=sig())
+    assert (unsigned.status_code, signed.status_code) == (401, 401)
+    assert signed.json()["reason"] == "no_matching_signature"
+    assert sum(topic_counts(kafka.bootstrap_servers, all_topics(prefix)).values()) == 0
+
+
 def test_broker_unreachable_answers_503_with_retry_after(prefix: str) -> None:
     settings = Settings.from_env(
         {},
