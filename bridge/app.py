@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,10 +25,13 @@ from bridge import routes
 from bridge.codec import SingleObjectCodec
 from bridge.config import Settings
 from bridge.messages import MessageBuilder, OutgoingMessage
+from bridge.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from bridge.metrics import Metrics
 from bridge.payload import PayloadError, event_id, parse
-from bridge.publisher import Publisher, PublishError, producer_config
+from bridge.publisher import Publisher, PublishError, ReadyState, producer_config
 from bridge.schemas import SchemaSet
 from bridge.signature import HEADER_NAME, SignatureError, verify
+from bridge.tracing import SpanHandle, Tracing, tracing_from_settings
 
 log = logging.getLogger("bridge.app")
 
@@ -36,21 +39,47 @@ WEBHOOK_PATH = "/webhooks/unit21"
 RETRY_AFTER_SECONDS = "1"
 _JSON_TYPES = (b"application/json",)
 
+# A component's readiness (kafka, and the spool or registry when present): `ready` plus the
+# fields it adds to the /readyz detail, e.g. {"kafka": "connected", "brokers": 3}.
+ReadinessCheck = Callable[[], Awaitable[ReadyState]]
+
 
 class Runtime:
     """What the request path needs; the pure parts are built at once, the producer in the lifespan."""
 
-    def __init__(self, settings: Settings, builder: MessageBuilder) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        builder: MessageBuilder,
+        *,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.settings = settings
         self.builder = builder
         self.secrets = tuple(s.encode("utf-8") for s in settings.webhook_secrets)
         self.topics = [builder.topic(suffix) for suffix in routes.ALL_SUFFIXES]
         self.publisher: Publisher | None = None
+        self.metrics = metrics or Metrics.from_settings(settings)
+        self.tracing = tracing or tracing_from_settings(settings)
+        # Set as the lifespan's shutdown begins, so readiness fails before anything else stops.
+        self.shutting_down = False
+        # Components add their own check here (name -> check); /readyz runs them all.
+        self.readiness: dict[str, ReadinessCheck] = {"kafka": self._kafka_ready}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Runtime:
+    def from_settings(
+        cls, settings: Settings, *, metrics: Metrics | None = None, tracing: Tracing | None = None
+    ) -> Runtime:
         schemas = SchemaSet.load()
-        return cls(settings, MessageBuilder(schemas, SingleObjectCodec(schemas), settings.topic_prefix))
+        builder = MessageBuilder(schemas, SingleObjectCodec(schemas), settings.topic_prefix)
+        return cls(settings, builder, metrics=metrics, tracing=tracing)
+
+    async def _kafka_ready(self) -> ReadyState:
+        publisher = self.publisher
+        if publisher is None:
+            return ReadyState(False, {"kafka": "producer not started"})
+        return await publisher.ready(self.topics, self.settings.readiness_cache_seconds)
 
 
 def json_response(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -72,12 +101,24 @@ class WebhookEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        response, context = await self.handle(scope, receive)
-        await response(scope, receive, send)
+        metrics = self.runtime.metrics
+        metrics.in_flight.inc()
+        try:
+            with self.runtime.tracing.webhook(scope["method"], scope["path"], scope["headers"]) as span:
+                response, context = await self.handle(scope, receive)
+                _annotate_span(span, response.status_code, context)
+                await response(scope, receive, send)
+        finally:
+            metrics.in_flight.dec()
+        seconds = time.perf_counter() - started
         context["status"] = response.status_code
-        context["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        context["latency_ms"] = round(seconds * 1000, 2)
+        if span.trace_id is not None:
+            context["trace_id"] = span.trace_id
+        metrics.observe_request(context.get("action"), response.status_code, seconds)
         level = logging.INFO if response.status_code < 500 else logging.WARNING
-        log.log(level, "webhook %s", " ".join(f"{k}={v}" for k, v in context.items()))
+        # Structured fields only (see logs.py); never the body, the signature or a secret.
+        log.log(level, "webhook answered %d", response.status_code, extra=context)
 
     async def handle(self, scope: Scope, receive: Receive) -> tuple[Response, dict[str, Any]]:
         settings = self.runtime.settings
@@ -131,6 +172,7 @@ class WebhookEndpoint:
                 )
             except SignatureError as exc:
                 context["error"] = f"signature:{exc.reason.value}"
+                self.runtime.metrics.auth_failures.labels(exc.reason.value).inc()
                 return error_response(401, "invalid_signature", exc.detail, reason=exc.reason.value), context
 
         try:
@@ -155,11 +197,24 @@ class WebhookEndpoint:
     async def _publish(self, message: OutgoingMessage, context: dict[str, Any]) -> Response:
         publisher = self.runtime.publisher
         if publisher is None:
+            context["error"] = "not_ready"
+            self.runtime.metrics.delivery_failures.labels("not_ready").inc()
             return error_response(
                 503, "not_ready", "the bridge is starting", {"Retry-After": RETRY_AFTER_SECONDS}
             )
         try:
-            delivery = await publisher.publish(message.topic, message.key, message.value, message.headers)
+            with self.runtime.tracing.publish(message.topic) as span:
+                try:
+                    delivery = await publisher.publish(
+                        message.topic, message.key, message.value, [*message.headers, *span.headers]
+                    )
+                except PublishError as exc:
+                    span.fail(f"{exc.reason}: {exc.detail}")
+                    raise
+                span.set(
+                    messaging__destination__partition__id=str(delivery.partition),
+                    messaging__kafka__offset=delivery.offset,
+                )
         except PublishError as exc:
             context["error"] = f"kafka:{exc.reason}"
             context["detail"] = exc.detail
@@ -170,7 +225,11 @@ class WebhookEndpoint:
                 {"Retry-After": RETRY_AFTER_SECONDS},
                 event_id=message.event_id,
             )
-        context.update(partition=delivery.partition, offset=delivery.offset)
+        context.update(partition=delivery.partition, offset=delivery.offset, outcome=message.outcome)
+        if message.outcome == "dead_lettered":
+            self.runtime.metrics.dead_lettered.inc()
+        elif message.outcome == "unrecognized":
+            self.runtime.metrics.unrecognized.inc()
         payload: dict[str, Any] = {
             "event_id": message.event_id,
             "topic": delivery.topic,
@@ -181,6 +240,15 @@ class WebhookEndpoint:
         if message.issues:
             payload["errors"] = [{"path": i.path, "reason": i.reason} for i in message.issues]
         return json_response(200, payload)
+
+
+def _annotate_span(span: SpanHandle, status: int, context: dict[str, Any]) -> None:
+    span.set(http__response__status_code=status)
+    for key in ("event_id", "action", "outcome", "error"):
+        if key in context:
+            span.set(**{f"unit21__{key}": str(context[key])})
+    if status >= 500:
+        span.fail(str(context.get("error", status)))
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -207,11 +275,24 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         return json_response(200, {"status": "ok"})
 
     async def readyz(request: Request) -> Response:
+        if runtime.shutting_down:
+            detail: dict[str, Any] = {"shutting_down": True}
+            return json_response(503, {"ready": False, "failing": ["shutdown"], "detail": detail})
+        detail = {"shutting_down": False}
+        failing: list[str] = []
+        for name, check in runtime.readiness.items():
+            state = await check()
+            detail.update(state.detail)
+            if not state.ready:
+                failing.append(name)
+        ready = not failing
+        return json_response(200 if ready else 503, {"ready": ready, "failing": failing, "detail": detail})
+
+    async def metrics(request: Request) -> Response:
         publisher = runtime.publisher
-        if publisher is None:
-            return json_response(503, {"ready": False, "detail": {"kafka": "producer not started"}})
-        state = await publisher.ready(runtime.topics, settings.readiness_cache_seconds)
-        return json_response(200 if state.ready else 503, {"ready": state.ready, "detail": state.detail})
+        if publisher is not None:
+            runtime.metrics.producer_queue.set(publisher.queue_length())
+        return Response(runtime.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -220,7 +301,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        publisher = Publisher(producer_config(settings), delivery_timeout=settings.delivery_timeout_seconds)
+        runtime.shutting_down = False
+        publisher = Publisher(
+            producer_config(settings),
+            delivery_timeout=settings.delivery_timeout_seconds,
+            metrics=runtime.metrics,
+        )
         publisher.start()
         runtime.publisher = publisher
         state = await publisher.ready(runtime.topics, 0)
@@ -231,14 +317,18 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         try:
             yield
         finally:
+            runtime.shutting_down = True
             runtime.publisher = None
             publisher.close(timeout=settings.delivery_timeout_seconds + 5)
+            runtime.tracing.shutdown()
+            runtime.metrics.process_exiting()
 
     return Starlette(
         routes=[
             Route(WEBHOOK_PATH, WebhookEndpoint(runtime)),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
@@ -250,5 +340,5 @@ def app_from_env() -> Starlette:
     from bridge.logs import configure_logging
 
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format or "json")
     return create_app(settings)

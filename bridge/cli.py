@@ -40,10 +40,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bridge.logs import configure_logging
 
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format or "json")
+    workers = args.workers or settings.workers
     try:
         settings.check_serve()
         _check_producer_config(settings)
+        _prepare_metrics_dir(settings, workers)
     except (ConfigError, ValueError) as exc:
         print(f"unit21-bridge: cannot start: {exc}", file=sys.stderr)
         return 2
@@ -52,12 +54,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
-        workers=args.workers or settings.workers,
+        workers=workers,
         log_config=None,
         access_log=False,
         server_header=False,
     )
     return 0
+
+
+def _prepare_metrics_dir(settings: Settings, workers: int) -> None:
+    """Several workers share /metrics through prometheus-client's multiprocess directory.
+
+    With more than one worker and no PROMETHEUS_MULTIPROC_DIR, a fresh temporary directory is
+    created and exported to the workers (they are spawned after this, so they inherit it).
+    A configured directory is cleared of the previous run's files, as prometheus-client requires.
+    """
+    import os
+    import tempfile
+
+    from bridge.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    path = settings.prometheus_multiproc_dir
+    if path is None:
+        if workers <= 1:
+            return
+        path = tempfile.mkdtemp(prefix="unit21-bridge-metrics-")
+        os.environ[MULTIPROC_ENV] = path
+        log.info("%s not set and %d workers: using %s for /metrics", MULTIPROC_ENV, workers, path)
+    removed = prepare_multiprocess_dir(path)
+    if removed:
+        log.info("removed %d metric file(s) left in %s by a previous run", removed, path)
 
 
 def _check_producer_config(settings: Settings) -> None:
@@ -86,7 +112,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from bridge.topics import create_topics
 
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format or "text")
     broker: EmbeddedBroker | None = None
     overrides: dict[str, object] = {}
     if not settings.kafka_bootstrap_servers:

@@ -71,6 +71,26 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=AliasChoices("BRIDGE_LOG_LEVEL")
     )
+    log_format: Literal["json", "text"] | None = Field(
+        default=None,
+        validation_alias="BRIDGE_LOG_FORMAT",
+        description="json (one object per line) or text; default json for `serve`, text for `dev`.",
+    )
+    prometheus_multiproc_dir: str | None = Field(
+        default=None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="prometheus-client's multiprocess directory; `serve` creates one when workers > 1.",
+    )
+    # Tracing is on when an exporter is configured the standard OpenTelemetry way; the SDK
+    # reads every other OTEL_* variable (service name, headers, sampler) itself.
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    otel_traces_exporter: str | None = Field(default=None, validation_alias="OTEL_TRACES_EXPORTER")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
     readiness_cache_seconds: float = Field(
         default=5.0, ge=0, validation_alias="BRIDGE_READINESS_CACHE_SECONDS"
     )
@@ -102,6 +122,15 @@ class Settings(BaseSettings):
         values["kafka_properties"] = kafka_properties_from_env(env)
         values.update(overrides)
         return cls.model_validate(values)
+
+    @property
+    def tracing_enabled(self) -> bool:
+        if self.otel_sdk_disabled:
+            return False
+        exporter = (self.otel_traces_exporter or "").strip().lower()
+        if exporter:
+            return exporter != "none"
+        return bool(self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint)
 
     def topic(self, suffix: str) -> str:
         return f"{self.topic_prefix}{suffix}"
