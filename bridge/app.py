@@ -7,11 +7,12 @@ Request path, one step per module: method -> declared size -> content type -> si
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.applications import Starlette
@@ -22,13 +23,16 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from bridge import routes
-from bridge.codec import SingleObjectCodec
+from bridge.codec import Codec, SingleObjectCodec
 from bridge.config import Settings
 from bridge.messages import MessageBuilder, OutgoingMessage
 from bridge.payload import PayloadError, event_id, parse
 from bridge.publisher import Publisher, PublishError, producer_config
 from bridge.schemas import SchemaSet
 from bridge.signature import HEADER_NAME, SignatureError, verify
+
+if TYPE_CHECKING:
+    from bridge.registry import RegistryCodec
 
 log = logging.getLogger("bridge.app")
 
@@ -40,9 +44,12 @@ _JSON_TYPES = (b"application/json",)
 class Runtime:
     """What the request path needs; the pure parts are built at once, the producer in the lifespan."""
 
-    def __init__(self, settings: Settings, builder: MessageBuilder) -> None:
+    def __init__(
+        self, settings: Settings, builder: MessageBuilder, registry: RegistryCodec | None = None
+    ) -> None:
         self.settings = settings
         self.builder = builder
+        self.registry = registry  # set in Schema Registry mode: ids resolved in the lifespan
         self.secrets = tuple(s.encode("utf-8") for s in settings.webhook_secrets)
         self.topics = [builder.topic(suffix) for suffix in routes.ALL_SUFFIXES]
         self.publisher: Publisher | None = None
@@ -50,7 +57,13 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         schemas = SchemaSet.load()
-        return cls(settings, MessageBuilder(schemas, SingleObjectCodec(schemas), settings.topic_prefix))
+        registry: RegistryCodec | None = None
+        codec: Codec = SingleObjectCodec(schemas)
+        if settings.schema_registry_url:
+            from bridge.registry import registry_codec  # imports the registry client only when used
+
+            codec = registry = registry_codec(settings, schemas)
+        return cls(settings, MessageBuilder(schemas, codec, settings.topic_prefix), registry)
 
 
 def json_response(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -136,6 +149,11 @@ class WebhookEndpoint:
         except PayloadError as exc:
             context["error"] = "invalid_json"
             return error_response(400, "invalid_json", str(exc)), context
+        registry = self.runtime.registry
+        if registry is not None and not registry.status.ready:
+            context["error"] = "schema_registry"
+            detail = f"schema registry not ready: {registry.status.detail}"
+            return error_response(503, "not_ready", detail, {"Retry-After": RETRY_AFTER_SECONDS}), context
 
         message = self.runtime.builder.build(
             body,
@@ -209,7 +227,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         if publisher is None:
             return json_response(503, {"ready": False, "detail": {"kafka": "producer not started"}})
         state = await publisher.ready(runtime.topics, settings.readiness_cache_seconds)
-        return json_response(200 if state.ready else 503, {"ready": state.ready, "detail": state.detail})
+        ready, detail = state.ready, dict(state.detail)
+        if runtime.registry is not None:
+            registry = await asyncio.to_thread(
+                runtime.registry.resolve_if_due, settings.readiness_cache_seconds
+            )
+            ready = ready and registry.ready
+            detail["schema_registry"] = registry.detail
+            if registry.failing_subject is not None:
+                detail["schema_registry_subject"] = registry.failing_subject
+        return json_response(200 if ready else 503, {"ready": ready, "detail": detail})
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -226,6 +253,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             log.info("connected to Kafka; topics present: %s", ", ".join(runtime.topics))
         else:
             log.warning("not ready yet: %s", state.detail)
+        if runtime.registry is not None:
+            registry = await asyncio.to_thread(runtime.registry.resolve)
+            if registry.ready:
+                log.info("schema registry %s: %s", settings.schema_registry_url, registry.detail)
+            else:
+                log.error("schema registry %s not ready: %s", settings.schema_registry_url, registry.detail)
         try:
             yield
         finally:
