@@ -15,7 +15,7 @@ from bridge.schemas import TopicSchema
 SubjectStrategy = Literal["topic", "topic_record"]
 
 # Readers scan an exported file top-down: identity first, then docs, then the body.
-_KEY_ORDER = ("type", "name", "namespace", "aliases", "doc", "logicalType", "symbols", "items", "values")
+_KEY_ORDER = ("name", "type", "namespace", "aliases", "doc", "logicalType", "symbols", "items", "values")
 
 
 def _ordered(node: Any) -> Any:
