@@ -53,6 +53,11 @@ class Incompatibility:
         )
 
 
+def _checker() -> ReaderWriterCompatibilityChecker:
+    # A fresh checker per question: it memoizes results by schema pair.
+    return ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
+
+
 def parse(text: str) -> avro.schema.Schema:
     with warnings.catch_warnings():
         # Our `json` logical type is an annotation on string; Avro readers treat it as string.
@@ -126,7 +131,7 @@ def _locate(reader: Any, writer: Any, names: list[str]) -> list[Located]:
     The checker stops at a union ('reader union lacking writer type: ARRAY') or loses the
     location inside one; every field of ours is a nullable union, so we re-run the same
     checker on the matching branches until it names the innermost field."""
-    result = ReaderWriterCompatibilityChecker().get_compatibility(reader, writer)
+    result = _checker().get_compatibility(reader, writer)
     if result.compatibility is not SchemaCompatibilityType.incompatible:
         return []
     rules = tuple(sorted({kind.name.upper() for kind in result.incompatibilities}))
@@ -176,7 +181,7 @@ def check_pair(new: str, old: str, *, subject: str, old_label: str) -> list[Inco
         ("forward", old_schema, new_schema),
     )
     for direction, reader, writer in pairs:
-        result = ReaderWriterCompatibilityChecker().get_compatibility(reader, writer)
+        result = _checker().get_compatibility(reader, writer)
         if result.compatibility is SchemaCompatibilityType.compatible:
             continue
         located = _locate(reader, writer, [])
