@@ -19,7 +19,9 @@ def read_to_end(consumer: Consumer, topic: str, timeout: float) -> Iterator[Mess
     metadata = consumer.list_topics(topic, timeout=10)
     if topic not in metadata.topics or metadata.topics[topic].error is not None:
         raise SystemExit(f"topic {topic} does not exist")
-    partitions = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(metadata.topics[topic].partitions)]
+    partitions = [
+        TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(metadata.topics[topic].partitions)
+    ]
     ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
     remaining = {p for p, end in ends.items() if end > 0}
     consumer.assign(partitions)
@@ -35,7 +37,9 @@ def read_to_end(consumer: Consumer, topic: str, timeout: float) -> Iterator[Mess
         yield msg
 
 
-def print_record(msg: Message, record: dict[str, Any], schema_label: str, emit: Callable[[str], None]) -> None:
+def print_record(
+    msg: Message, record: dict[str, Any], schema_label: str, emit: Callable[[str], None]
+) -> None:
     def default(value: object) -> object:
         if isinstance(value, datetime):  # timestamp-millis fields decode to aware datetimes
             return value.isoformat()

@@ -22,7 +22,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_record, read_to_end  # noqa: E402
+from _common import print_record, read_to_end
 
 
 def consume(
@@ -49,7 +49,9 @@ def consume(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("topic")
     parser.add_argument("--bootstrap-servers", required=True)
     parser.add_argument("--registry-url", required=True)

@@ -23,7 +23,7 @@ from fastavro import schemaless_reader
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_record, read_to_end  # noqa: E402
+from _common import print_record, read_to_end
 
 MAGIC = b"\xc3\x01"
 
@@ -50,7 +50,9 @@ def decode(value: bytes, schemas: dict[bytes, Any]) -> tuple[str, dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("topic")
     parser.add_argument("--bootstrap-servers", required=True)
     parser.add_argument("--schemas", type=Path, default=Path(__file__).resolve().parents[2] / "schemas")
