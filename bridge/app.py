@@ -7,11 +7,12 @@ Request path, one step per module: method -> declared size -> content type -> si
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.applications import Starlette
@@ -22,7 +23,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from bridge import routes
-from bridge.codec import SingleObjectCodec
+from bridge.codec import Codec, SingleObjectCodec
 from bridge.config import Settings
 from bridge.messages import MessageBuilder, OutgoingMessage
 from bridge.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -32,6 +33,9 @@ from bridge.publisher import Publisher, PublishError, ReadyState, producer_confi
 from bridge.schemas import SchemaSet
 from bridge.signature import HEADER_NAME, SignatureError, verify
 from bridge.tracing import SpanHandle, Tracing, tracing_from_settings
+
+if TYPE_CHECKING:
+    from bridge.registry import RegistryCodec
 
 log = logging.getLogger("bridge.app")
 
@@ -52,11 +56,13 @@ class Runtime:
         settings: Settings,
         builder: MessageBuilder,
         *,
+        registry: RegistryCodec | None = None,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.builder = builder
+        self.registry = registry  # set in Schema Registry mode: ids resolved in the lifespan
         self.secrets = tuple(s.encode("utf-8") for s in settings.webhook_secrets)
         self.topics = [builder.topic(suffix) for suffix in routes.ALL_SUFFIXES]
         self.publisher: Publisher | None = None
@@ -66,20 +72,36 @@ class Runtime:
         self.shutting_down = False
         # Components add their own check here (name -> check); /readyz runs them all.
         self.readiness: dict[str, ReadinessCheck] = {"kafka": self._kafka_ready}
+        if registry is not None:
+            self.readiness["schema_registry"] = self._registry_ready
 
     @classmethod
     def from_settings(
         cls, settings: Settings, *, metrics: Metrics | None = None, tracing: Tracing | None = None
     ) -> Runtime:
         schemas = SchemaSet.load()
-        builder = MessageBuilder(schemas, SingleObjectCodec(schemas), settings.topic_prefix)
-        return cls(settings, builder, metrics=metrics, tracing=tracing)
+        registry: RegistryCodec | None = None
+        codec: Codec = SingleObjectCodec(schemas)
+        if settings.schema_registry_url:
+            from bridge.registry import registry_codec  # imports the registry client only when used
+
+            codec = registry = registry_codec(settings, schemas)
+        builder = MessageBuilder(schemas, codec, settings.topic_prefix)
+        return cls(settings, builder, registry=registry, metrics=metrics, tracing=tracing)
 
     async def _kafka_ready(self) -> ReadyState:
         publisher = self.publisher
         if publisher is None:
             return ReadyState(False, {"kafka": "producer not started"})
         return await publisher.ready(self.topics, self.settings.readiness_cache_seconds)
+
+    async def _registry_ready(self) -> ReadyState:
+        assert self.registry is not None
+        status = await asyncio.to_thread(self.registry.resolve_if_due, self.settings.readiness_cache_seconds)
+        detail: dict[str, Any] = {"schema_registry": status.detail}
+        if status.failing_subject is not None:
+            detail["schema_registry_subject"] = status.failing_subject
+        return ReadyState(status.ready, detail)
 
 
 def json_response(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -180,6 +202,11 @@ class WebhookEndpoint:
         except PayloadError as exc:
             context["error"] = "invalid_json"
             return error_response(400, "invalid_json", str(exc)), context
+        registry = self.runtime.registry
+        if registry is not None and not registry.status.ready:
+            context["error"] = "schema_registry"
+            detail = f"schema registry not ready: {registry.status.detail}"
+            return error_response(503, "not_ready", detail, {"Retry-After": RETRY_AFTER_SECONDS}), context
 
         message = self.runtime.builder.build(
             body,
@@ -314,6 +341,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             log.info("connected to Kafka; topics present: %s", ", ".join(runtime.topics))
         else:
             log.warning("not ready yet: %s", state.detail)
+        if runtime.registry is not None:
+            registry = await asyncio.to_thread(runtime.registry.resolve)
+            if registry.ready:
+                log.info("schema registry %s: %s", settings.schema_registry_url, registry.detail)
+            else:
+                log.error("schema registry %s not ready: %s", settings.schema_registry_url, registry.detail)
         try:
             yield
         finally:

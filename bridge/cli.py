@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bridge import __version__, routes
+from bridge import __version__, routes, schema_cli
 from bridge.config import ConfigError, Settings
 
 log = logging.getLogger("bridge.cli")
@@ -203,7 +203,8 @@ def _jsonable(value: Any) -> Any:
 def cmd_tail(args: argparse.Namespace) -> int:
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
-    from bridge.codec import DecodeError, SingleObjectCodec
+    from bridge.codec import DecodeError
+    from bridge.detect import DetectingCodec
     from bridge.messages import MessageBuilder
     from bridge.schemas import SchemaSet
 
@@ -215,7 +216,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
         return 2
     topic = args.topic if args.topic not in routes.ALL_SUFFIXES else settings.topic(args.topic)
     schemas = SchemaSet.load()
-    codec = SingleObjectCodec(schemas)
+    codec = DetectingCodec(schemas, settings)  # single-object or Confluent framing, by the first byte
     builder = MessageBuilder(schemas, codec, settings.topic_prefix)
     consumer = Consumer(
         {
@@ -411,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="topic config")
     create.set_defaults(func=cmd_topics_create)
+    schema_cli.add_parser(sub)
     return parser
 
 

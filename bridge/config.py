@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KAFKA_ENV_PREFIX = "KAFKA_"
@@ -93,6 +93,34 @@ class Settings(BaseSettings):
     )
     readiness_cache_seconds: float = Field(
         default=5.0, ge=0, validation_alias="BRIDGE_READINESS_CACHE_SECONDS"
+    )
+    schema_registry_url: str = Field(
+        default="",
+        validation_alias="SCHEMA_REGISTRY_URL",
+        description="Confluent Schema Registry URL; when set, values use the Confluent wire format "
+        "(magic byte 0, 4-byte schema id). Empty: Avro single-object encoding.",
+    )
+    schema_registry_basic_auth_user_info: SecretStr | None = Field(
+        default=None,
+        validation_alias="SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+        description="user:password for the registry's basic auth (e.g. a Confluent Cloud API key:secret).",
+    )
+    schema_registry_ssl_ca_location: str = Field(
+        default="",
+        validation_alias="SCHEMA_REGISTRY_SSL_CA_LOCATION",
+        description="CA bundle file that signs the registry's TLS certificate (default: system trust).",
+    )
+    schema_registry_auto_register: bool = Field(
+        default=False,
+        validation_alias="BRIDGE_SCHEMA_REGISTRY_AUTO_REGISTER",
+        description="Register missing subjects at start-up. For development; production registers with "
+        "`unit21-bridge schemas register` and keeps this off.",
+    )
+    subject_name_strategy: Literal["topic", "topic_record"] = Field(
+        default="topic",
+        validation_alias="BRIDGE_SUBJECT_NAME_STRATEGY",
+        description="Registry subject per topic: topic -> <topic>-value (TopicNameStrategy), "
+        "topic_record -> <topic>-<record full name> (TopicRecordNameStrategy).",
     )
     kafka_properties: dict[str, str] = Field(
         default_factory=dict,
