@@ -25,8 +25,8 @@ COPY schemas ./schemas
 # The schemas are force-included in the wheel (bridge/_schemas), so the wheel is all we need.
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --upgrade pip \
-    && /opt/venv/bin/pip wheel --wheel-dir /wheels . \
-    && /opt/venv/bin/pip install --no-index --find-links /wheels unit21-kafka-bridge \
+    && /opt/venv/bin/pip wheel --wheel-dir /wheels '.[tracing]' \
+    && /opt/venv/bin/pip install --no-index --find-links /wheels 'unit21-kafka-bridge[tracing]' \
     && /opt/venv/bin/pip uninstall -y pip
 
 

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration bench clean
+.PHONY: run test lint unit integration bench clean schema-docs schemas-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ run: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest
+
+# The schema reference for data teams; tests/unit/test_schema_docs.py fails when it is stale.
+schema-docs: $(STAMP)
+	$(BIN)/unit21-bridge schemas docs --output schemas/README.md
+
+# FULL_TRANSITIVE gate against schemas/history (also run by `make test`, in tests/unit/test_compatibility.py).
+schemas-check: $(STAMP)
+	$(BIN)/unit21-bridge schemas check
 
 lint: $(STAMP)
 	$(BIN)/ruff check bridge tests

@@ -1,16 +1,16 @@
 """The Starlette application: routes, the webhook handler and the lifespan that owns the producer.
 
-Request path, one step per module: concurrency limit -> method -> declared size -> content
+Request path, one step per module: load shedding -> method -> declared size -> content
 type -> signature (signature.py) -> parse (payload.py) -> normalize + encode (messages.py) ->
 dedup (dedup.py) -> publish (publisher.py) or spool (spool.py) -> answer. Only this module
 knows about HTTP.
 
 What each delivery outcome answers (docs/delivery.md):
-  Kafka acknowledged                                  -> 200
+  Kafka acknowledged                                   -> 200
   timeout / broker error / producer known disconnected -> spooled on disk (fsync'ed) -> 202
   an earlier record with the same key is in the spool  -> spooled behind it -> 202
   same event_id delivered recently                     -> 200 with the first answer, not published again
-  producer queue full, spool full, spool off and Kafka failed, too many requests -> 503 + Retry-After
+  queue full, spool full, spool off and Kafka failed, too many requests -> 503 + Retry-After
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.applications import Starlette
@@ -33,15 +33,21 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from bridge import routes
-from bridge.codec import SingleObjectCodec
+from bridge.codec import Codec, SingleObjectCodec
 from bridge.config import Settings
 from bridge.dedup import RecentDeliveries
 from bridge.messages import Delivery, MessageBuilder, OutgoingMessage
+from bridge.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from bridge.metrics import Metrics
 from bridge.payload import PayloadError, event_id, parse
-from bridge.publisher import Publisher, PublishError, producer_config
+from bridge.publisher import Publisher, PublishError, ReadyState, producer_config
 from bridge.schemas import SchemaSet
 from bridge.signature import HEADER_NAME, SignatureError, verify
 from bridge.spool import Drainer, Spool, SpoolError, SpoolFull
+from bridge.tracing import SpanHandle, Tracing, tracing_from_settings
+
+if TYPE_CHECKING:
+    from bridge.registry import RegistryCodec
 
 log = logging.getLogger("bridge.app")
 
@@ -49,20 +55,40 @@ WEBHOOK_PATH = "/webhooks/unit21"
 RETRY_AFTER_SECONDS = "1"
 _JSON_TYPES = (b"application/json",)
 
+# A component's readiness (kafka, and the spool or registry when present): `ready` plus the
+# fields it adds to the /readyz detail, e.g. {"kafka": "connected", "brokers": 3}.
+ReadinessCheck = Callable[[], Awaitable[ReadyState]]
+
 
 class Runtime:
     """What the request path needs; the pure parts are built at once, the producer in the lifespan."""
 
-    def __init__(self, settings: Settings, builder: MessageBuilder) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        builder: MessageBuilder,
+        *,
+        registry: RegistryCodec | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.settings = settings
         self.builder = builder
+        self.registry = registry  # set in Schema Registry mode: ids resolved in the lifespan
         self.secrets = tuple(s.encode("utf-8") for s in settings.webhook_secrets)
         self.topics = [builder.topic(suffix) for suffix in routes.ALL_SUFFIXES]
         self.publisher: Publisher | None = None
         self.spool: Spool | None = None
         self.recent = RecentDeliveries(settings.dedup_window_seconds, settings.dedup_max_entries)
-        self.in_flight = 0
-        self.shutdown_started: float | None = None  # monotonic time of SIGTERM/SIGINT
+        self.in_flight = 0  # webhook requests in progress, for BRIDGE_MAX_CONCURRENCY
+        self.metrics = metrics or Metrics.from_settings(settings)
+        self.tracing = tracing or tracing_from_settings(settings)
+        # Set by SIGTERM/SIGINT (or the lifespan's end), so readiness fails before anything stops.
+        self.shutdown_started: float | None = None
+        # Components add their own check here (name -> check); /readyz runs them all.
+        self.readiness: dict[str, ReadinessCheck] = {"kafka": self._kafka_ready, "spool": self._spool_ready}
+        if registry is not None:
+            self.readiness["schema_registry"] = self._registry_ready
 
     @property
     def shutting_down(self) -> bool:
@@ -78,9 +104,43 @@ class Runtime:
         return self.settings.shutdown_grace_seconds - (time.monotonic() - started)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Runtime:
+    def from_settings(
+        cls, settings: Settings, *, metrics: Metrics | None = None, tracing: Tracing | None = None
+    ) -> Runtime:
         schemas = SchemaSet.load()
-        return cls(settings, MessageBuilder(schemas, SingleObjectCodec(schemas), settings.topic_prefix))
+        registry: RegistryCodec | None = None
+        codec: Codec = SingleObjectCodec(schemas)
+        if settings.schema_registry_url:
+            from bridge.registry import registry_codec  # imports the registry client only when used
+
+            codec = registry = registry_codec(settings, schemas)
+        builder = MessageBuilder(schemas, codec, settings.topic_prefix)
+        return cls(settings, builder, registry=registry, metrics=metrics, tracing=tracing)
+
+    async def _kafka_ready(self) -> ReadyState:
+        publisher = self.publisher
+        if publisher is None:
+            return ReadyState(False, {"kafka": "producer not started"})
+        state = await publisher.ready(self.topics, self.settings.readiness_cache_seconds)
+        if not state.ready and not state.reachable and self.spool is not None and self.spool.has_room():
+            # The spool takes the webhooks while Kafka is away: stay in the Service, or Unit21's
+            # retries would meet a closed door and the webhooks would be lost.
+            return ReadyState(True, {**state.detail, "kafka_outage": "webhooks are spooled"})
+        return state
+
+    async def _spool_ready(self) -> ReadyState:
+        """Never fails on its own: a full spool matters only while Kafka is away (see _kafka_ready)."""
+        if self.spool is None:
+            return ReadyState(True, {"spool": {"enabled": self.settings.spool_enabled}})
+        return ReadyState(True, {"spool": {"enabled": True, **self.spool.detail()}})
+
+    async def _registry_ready(self) -> ReadyState:
+        assert self.registry is not None
+        status = await asyncio.to_thread(self.registry.resolve_if_due, self.settings.readiness_cache_seconds)
+        detail: dict[str, Any] = {"schema_registry": status.detail}
+        if status.failing_subject is not None:
+            detail["schema_registry_subject"] = status.failing_subject
+        return ReadyState(status.ready, detail)
 
 
 def json_response(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -102,29 +162,33 @@ class WebhookEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        runtime = self.runtime
-        refusal = self._refusal()
-        if refusal is not None:
-            response, context = refusal
-            await response(scope, receive, send)
-        else:
-            runtime.in_flight += 1
-            try:
+        metrics = self.runtime.metrics
+        metrics.in_flight.inc()
+        self.runtime.in_flight += 1
+        try:
+            with self.runtime.tracing.webhook(scope["method"], scope["path"], scope["headers"]) as span:
                 response, context = await self.handle(scope, receive)
+                _annotate_span(span, response.status_code, context)
                 await response(scope, receive, send)
-            finally:
-                runtime.in_flight -= 1
+        finally:
+            metrics.in_flight.dec()
+            self.runtime.in_flight -= 1
+        seconds = time.perf_counter() - started
         context["status"] = response.status_code
-        context["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        context["latency_ms"] = round(seconds * 1000, 2)
+        if span.trace_id is not None:
+            context["trace_id"] = span.trace_id
+        metrics.observe_request(context.get("action"), response.status_code, seconds)
         level = logging.INFO if response.status_code < 500 else logging.WARNING
-        log.log(level, "webhook %s", " ".join(f"{k}={v}" for k, v in context.items()))
+        # Structured fields only (see logs.py); never the body, the signature or a secret.
+        log.log(level, "webhook answered %d", response.status_code, extra=context)
 
     def _refusal(self) -> tuple[Response, dict[str, Any]] | None:
         """Shed load at the door, before reading the body, when the answer can only be 503."""
         runtime = self.runtime
-        if runtime.in_flight >= runtime.settings.max_concurrency:
+        if runtime.in_flight > runtime.settings.max_concurrency:
             error = "overloaded"
-            detail = f"{runtime.in_flight} requests in progress (BRIDGE_MAX_CONCURRENCY)"
+            detail = f"{runtime.in_flight - 1} requests in progress (BRIDGE_MAX_CONCURRENCY)"
         elif (
             runtime.spool is not None
             and runtime.publisher is not None
@@ -140,6 +204,9 @@ class WebhookEndpoint:
 
     async def handle(self, scope: Scope, receive: Receive) -> tuple[Response, dict[str, Any]]:
         settings = self.runtime.settings
+        refusal = self._refusal()
+        if refusal is not None:
+            return refusal
         context: dict[str, Any] = {}
         if scope["method"] != "POST":
             context["error"] = "method_not_allowed"
@@ -177,7 +244,9 @@ class WebhookEndpoint:
 
         signature = headers.get(HEADER_NAME.encode())
         signature_timestamp: int | None = None
-        if self.runtime.secrets and (signature is not None or not settings.allow_unsigned):
+        # Unsigned requests pass only when explicitly allowed; with no secrets and no such
+        # permission every request fails verification rather than slipping through.
+        if not settings.allow_unsigned or (signature is not None and self.runtime.secrets):
             try:
                 signature_timestamp = verify(
                     None if signature is None else signature.decode("latin-1"),
@@ -188,6 +257,7 @@ class WebhookEndpoint:
                 )
             except SignatureError as exc:
                 context["error"] = f"signature:{exc.reason.value}"
+                self.runtime.metrics.auth_failures.labels(exc.reason.value).inc()
                 return error_response(401, "invalid_signature", exc.detail, reason=exc.reason.value), context
 
         try:
@@ -195,6 +265,11 @@ class WebhookEndpoint:
         except PayloadError as exc:
             context["error"] = "invalid_json"
             return error_response(400, "invalid_json", str(exc)), context
+        registry = self.runtime.registry
+        if registry is not None and not registry.status.ready:
+            context["error"] = "schema_registry"
+            detail = f"schema registry not ready: {registry.status.detail}"
+            return error_response(503, "not_ready", detail, {"Retry-After": RETRY_AFTER_SECONDS}), context
 
         message = self.runtime.builder.build(
             body,
@@ -213,72 +288,98 @@ class WebhookEndpoint:
         runtime = self.runtime
         publisher = runtime.publisher
         if publisher is None:
+            context["error"] = "not_ready"
+            runtime.metrics.delivery_failures.labels("not_ready").inc()
             return error_response(
                 503, "not_ready", "the bridge is starting", {"Retry-After": RETRY_AFTER_SECONDS}
             )
         async with runtime.recent.claim(message.event_id) as earlier:
             if earlier is not None:
                 context["duplicate"] = True
+                runtime.metrics.dedup_hit()
                 return json_response(200, {**orjson.loads(earlier), "duplicate": True})
             response = await self._publish_or_spool(publisher, runtime.spool, message, context)
-            # Remembered only once Kafka or the spool holds the record: a failed try leaves no trace.
             if response.status_code < 300:
+                # Remembered only once Kafka or the spool holds the record: a failed try leaves no trace.
                 runtime.recent.remember(message.event_id, bytes(response.body))
+                context["outcome"] = message.outcome
+                if message.outcome == "dead_lettered":
+                    runtime.metrics.dead_lettered.inc()
+                elif message.outcome == "unrecognized":
+                    runtime.metrics.unrecognized.inc()
             return response
 
     async def _publish_or_spool(
         self, publisher: Publisher, spool: Spool | None, message: OutgoingMessage, context: dict[str, Any]
     ) -> Response:
-        if spool is not None and spool.holds(message.topic, message.key):
-            reason = "key_in_spool"  # publishing now would overtake the earlier record of this key
-        elif spool is not None and not publisher.connected:
-            reason = "kafka_disconnected"  # no point waiting out the delivery deadline
-        else:
-            try:
-                delivery = await publisher.publish(message.topic, message.key, message.value, message.headers)
-            except PublishError as exc:
-                context["kafka_error"] = f"{exc.reason}: {exc.detail}"
-                if exc.reason == "queue_full" or spool is None:
-                    return self._unavailable(
-                        message, "kafka_unavailable", f"not acknowledged by Kafka ({exc.reason})"
-                    )
-                reason = exc.reason
+        with self.runtime.tracing.publish(message.topic) as span:
+            # With tracing on the record carries W3C trace context; a spooled copy carries the same.
+            headers = [*message.headers, *span.headers]
+            if spool is not None and spool.holds(message.topic, message.key):
+                reason = "key_in_spool"  # publishing now would overtake the earlier record of this key
+            elif spool is not None and not publisher.connected:
+                reason = "kafka_disconnected"  # no point waiting out the delivery deadline
             else:
-                return self._acknowledged(message, delivery, context)
-        try:
-            await spool.append(message.topic, message.key, message.value, message.headers, message.event_id)
-        except SpoolFull as exc:
-            context["error"] = "spool_full"
-            return self._unavailable(message, "spool_full", f"Kafka is unavailable and {exc}")
-        except SpoolError as exc:
-            context["error"] = "spool_error"
-            return self._unavailable(message, "spool_error", f"Kafka is unavailable and {exc}")
+                try:
+                    delivery = await publisher.publish(message.topic, message.key, message.value, headers)
+                except PublishError as exc:
+                    span.fail(f"{exc.reason}: {exc.detail}")
+                    if exc.reason == "queue_full" or spool is None:
+                        context["error"] = f"kafka:{exc.reason}"
+                        context["detail"] = exc.detail
+                        return _unavailable(
+                            message,
+                            "kafka_unavailable",
+                            f"the record was not acknowledged by Kafka ({exc.reason}: {exc.detail})",
+                        )
+                    context["kafka_error"] = f"{exc.reason}: {exc.detail}"
+                    reason = exc.reason
+                else:
+                    span.set(
+                        messaging__destination__partition__id=str(delivery.partition),
+                        messaging__kafka__offset=delivery.offset,
+                    )
+                    return self._acknowledged(message, delivery, context)
+            span.set(unit21__spooled=reason)
+            try:
+                await spool.append(message.topic, message.key, message.value, headers, message.event_id)
+            except SpoolFull as exc:
+                context["error"] = "spool_full"
+                return _unavailable(message, "spool_full", f"Kafka is unavailable and {exc}")
+            except SpoolError as exc:
+                context["error"] = "spool_error"
+                return _unavailable(message, "spool_error", f"Kafka is unavailable and {exc}")
+        self.runtime.metrics.spooled.labels(reason).inc()
         context.update(spooled=True, spool_reason=reason)
-        return json_response(202, self._answer(message, {"topic": message.topic, "spooled": True}))
+        return json_response(202, _answer(message, {"topic": message.topic, "spooled": True}))
 
-    def _acknowledged(
-        self, message: OutgoingMessage, delivery: Delivery, context: dict[str, Any]
-    ) -> Response:
+    @staticmethod
+    def _acknowledged(message: OutgoingMessage, delivery: Delivery, context: dict[str, Any]) -> Response:
         context.update(partition=delivery.partition, offset=delivery.offset)
         where = {"topic": delivery.topic, "partition": delivery.partition, "offset": delivery.offset}
-        return json_response(200, self._answer(message, where))
+        return json_response(200, _answer(message, where))
 
-    @staticmethod
-    def _answer(message: OutgoingMessage, where: dict[str, Any]) -> dict[str, Any]:
-        payload: dict[str, Any] = {"event_id": message.event_id, **where, "outcome": message.outcome}
-        if message.issues:
-            payload["errors"] = [{"path": i.path, "reason": i.reason} for i in message.issues]
-        return payload
 
-    @staticmethod
-    def _unavailable(message: OutgoingMessage, error: str, detail: str) -> Response:
-        return error_response(
-            503,
-            error,
-            f"{detail}; retry later",
-            {"Retry-After": RETRY_AFTER_SECONDS},
-            event_id=message.event_id,
-        )
+def _answer(message: OutgoingMessage, where: dict[str, Any]) -> dict[str, Any]:
+    payload: dict[str, Any] = {"event_id": message.event_id, **where, "outcome": message.outcome}
+    if message.issues:
+        payload["errors"] = [{"path": i.path, "reason": i.reason} for i in message.issues]
+    return payload
+
+
+def _unavailable(message: OutgoingMessage, error: str, detail: str) -> Response:
+    return error_response(
+        503, error, f"{detail}; retry later", {"Retry-After": RETRY_AFTER_SECONDS}, event_id=message.event_id
+    )
+
+
+def _annotate_span(span: SpanHandle, status: int, context: dict[str, Any]) -> None:
+    span.set(http__response__status_code=status)
+    for key in ("event_id", "action", "outcome", "error"):
+        if key in context:
+            span.set(**{f"unit21__{key}": str(context[key])})
+    if status >= 500:
+        span.fail(str(context.get("error", status)))
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -305,22 +406,24 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         return json_response(200, {"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        publisher = runtime.publisher
         if runtime.shutting_down:
-            return json_response(503, {"ready": False, "detail": {"shutting_down": True}})
-        if publisher is None:
-            return json_response(503, {"ready": False, "detail": {"kafka": "producer not started"}})
-        state = await publisher.ready(runtime.topics, settings.readiness_cache_seconds)
-        ready, detail = state.ready, dict(state.detail)
-        spool = runtime.spool
-        if spool is None:
-            detail["spool"] = {"enabled": False}
-        else:
-            detail["spool"] = {"enabled": True, **spool.detail()}
-            # While Kafka is unreachable the spool takes the webhooks: stay in the Service, or
-            # Unit21's retries would meet a closed door and the webhooks would be lost.
-            ready = ready or (not state.reachable and spool.has_room())
-        return json_response(200 if ready else 503, {"ready": ready, "detail": detail})
+            detail: dict[str, Any] = {"shutting_down": True}
+            return json_response(503, {"ready": False, "failing": ["shutdown"], "detail": detail})
+        detail = {"shutting_down": False}
+        failing: list[str] = []
+        for name, check in runtime.readiness.items():
+            state = await check()
+            detail.update(state.detail)
+            if not state.ready:
+                failing.append(name)
+        ready = not failing
+        return json_response(200 if ready else 503, {"ready": ready, "failing": failing, "detail": detail})
+
+    async def metrics(request: Request) -> Response:
+        publisher = runtime.publisher
+        if publisher is not None:
+            runtime.metrics.producer_queue.set(publisher.queue_length())
+        return Response(runtime.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -329,16 +432,23 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime.shutdown_started = None
         spool: Spool | None = None
         if settings.spool_enabled:
-            spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+            spool = Spool(
+                settings.spool_dir, settings.spool_max_bytes, observer=runtime.metrics.observe_spool
+            )
             log.info("disk spool: %s (limit %d bytes)", spool.path, settings.spool_max_bytes)
         else:
             log.warning(
                 "BRIDGE_SPOOL_ENABLED=false: a Kafka outage longer than BRIDGE_DELIVERY_TIMEOUT_SECONDS is "
                 "answered 503, and Unit21 gives up after about 3 s of retries: those webhooks are lost"
             )
-        publisher = Publisher(producer_config(settings), delivery_timeout=settings.delivery_timeout_seconds)
+        publisher = Publisher(
+            producer_config(settings),
+            delivery_timeout=settings.delivery_timeout_seconds,
+            metrics=runtime.metrics,
+        )
         publisher.start()
         drainer = Drainer(spool, publisher).start() if spool is not None else None
         runtime.publisher, runtime.spool = publisher, spool
@@ -348,6 +458,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             log.info("connected to Kafka; topics present: %s", ", ".join(runtime.topics))
         else:
             log.warning("not ready yet: %s", state.detail)
+        if runtime.registry is not None:
+            registry = await asyncio.to_thread(runtime.registry.resolve)
+            if registry.ready:
+                log.info("schema registry %s: %s", settings.schema_registry_url, registry.detail)
+            else:
+                log.error("schema registry %s not ready: %s", settings.schema_registry_url, registry.detail)
         try:
             yield
         finally:
@@ -361,12 +477,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             await asyncio.to_thread(publisher.close, min(budget, max(0.5, runtime.shutdown_time_left())))
             if spool is not None:
                 await spool.close()
+            runtime.tracing.shutdown()
+            runtime.metrics.process_exiting()
 
     return Starlette(
         routes=[
             Route(WEBHOOK_PATH, WebhookEndpoint(runtime)),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
@@ -395,5 +514,5 @@ def app_from_env() -> Starlette:
     from bridge.logs import configure_logging
 
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format or "json")
     return create_app(settings)

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bridge import __version__, routes
+from bridge import __version__, routes, schema_cli
 from bridge.config import ConfigError, Settings, check_spool_dir
 
 log = logging.getLogger("bridge.cli")
@@ -42,12 +42,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bridge.logs import configure_logging
 
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format or "json")
+    workers = args.workers or settings.workers
     try:
         settings.check_serve()
         if settings.spool_enabled:
             check_spool_dir(settings.spool_dir)
         _check_producer_config(settings)
+        _prepare_metrics_dir(settings, workers)
     except (ConfigError, ValueError) as exc:
         print(f"unit21-bridge: cannot start: {exc}", file=sys.stderr)
         return 2
@@ -56,7 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
-        workers=args.workers or settings.workers,
+        workers=workers,
         log_config=None,
         access_log=False,
         server_header=False,
@@ -65,6 +67,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
+
+
+def _prepare_metrics_dir(settings: Settings, workers: int) -> None:
+    """Several workers share /metrics through prometheus-client's multiprocess directory.
+
+    With more than one worker and no PROMETHEUS_MULTIPROC_DIR, a fresh temporary directory is
+    created and exported to the workers (they are spawned after this, so they inherit it).
+    A configured directory is cleared of the previous run's files, as prometheus-client requires.
+    """
+    import os
+    import tempfile
+
+    from bridge.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    path = settings.prometheus_multiproc_dir
+    if path is None:
+        if workers <= 1:
+            return
+        path = tempfile.mkdtemp(prefix="unit21-bridge-metrics-")
+        os.environ[MULTIPROC_ENV] = path
+        log.info("%s not set and %d workers: using %s for /metrics", MULTIPROC_ENV, workers, path)
+    removed = prepare_multiprocess_dir(path)
+    if removed:
+        log.info("removed %d metric file(s) left in %s by a previous run", removed, path)
 
 
 def _check_producer_config(settings: Settings) -> None:
@@ -93,7 +119,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from bridge.topics import create_topics
 
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format or "text")
     broker: EmbeddedBroker | None = None
     overrides: dict[str, object] = {}
     if not settings.kafka_bootstrap_servers:
@@ -197,7 +223,8 @@ def _jsonable(value: Any) -> Any:
 def cmd_tail(args: argparse.Namespace) -> int:
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
-    from bridge.codec import DecodeError, SingleObjectCodec
+    from bridge.codec import DecodeError
+    from bridge.detect import DetectingCodec
     from bridge.messages import MessageBuilder
     from bridge.schemas import SchemaSet
 
@@ -209,7 +236,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
         return 2
     topic = args.topic if args.topic not in routes.ALL_SUFFIXES else settings.topic(args.topic)
     schemas = SchemaSet.load()
-    codec = SingleObjectCodec(schemas)
+    codec = DetectingCodec(schemas, settings)  # single-object or Confluent framing, by the first byte
     builder = MessageBuilder(schemas, codec, settings.topic_prefix)
     consumer = Consumer(
         {
@@ -426,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="topic config")
     create.set_defaults(func=cmd_topics_create)
+    schema_cli.add_parser(sub)
 
     dlq = sub.add_parser("dlq", help="work with dead-lettered and unrecognized webhooks")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KAFKA_ENV_PREFIX = "KAFKA_"
@@ -72,6 +72,26 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=AliasChoices("BRIDGE_LOG_LEVEL")
     )
+    log_format: Literal["json", "text"] | None = Field(
+        default=None,
+        validation_alias="BRIDGE_LOG_FORMAT",
+        description="json (one object per line) or text; default json for `serve`, text for `dev`.",
+    )
+    prometheus_multiproc_dir: str | None = Field(
+        default=None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="prometheus-client's multiprocess directory; `serve` creates one when workers > 1.",
+    )
+    # Tracing is on when an exporter is configured the standard OpenTelemetry way; the SDK
+    # reads every other OTEL_* variable (service name, headers, sampler) itself.
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    otel_traces_exporter: str | None = Field(default=None, validation_alias="OTEL_TRACES_EXPORTER")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
     readiness_cache_seconds: float = Field(
         default=5.0, ge=0, validation_alias="BRIDGE_READINESS_CACHE_SECONDS"
     )
@@ -120,6 +140,34 @@ class Settings(BaseSettings):
         validation_alias="BRIDGE_DEDUP_MAX_ENTRIES",
         description="At most this many event_ids are remembered per process (oldest forgotten first).",
     )
+    schema_registry_url: str = Field(
+        default="",
+        validation_alias="SCHEMA_REGISTRY_URL",
+        description="Confluent Schema Registry URL; when set, values use the Confluent wire format "
+        "(magic byte 0, 4-byte schema id). Empty: Avro single-object encoding.",
+    )
+    schema_registry_basic_auth_user_info: SecretStr | None = Field(
+        default=None,
+        validation_alias="SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+        description="user:password for the registry's basic auth (e.g. a Confluent Cloud API key:secret).",
+    )
+    schema_registry_ssl_ca_location: str = Field(
+        default="",
+        validation_alias="SCHEMA_REGISTRY_SSL_CA_LOCATION",
+        description="CA bundle file that signs the registry's TLS certificate (default: system trust).",
+    )
+    schema_registry_auto_register: bool = Field(
+        default=False,
+        validation_alias="BRIDGE_SCHEMA_REGISTRY_AUTO_REGISTER",
+        description="Register missing subjects at start-up. For development; production registers with "
+        "`unit21-bridge schemas register` and keeps this off.",
+    )
+    subject_name_strategy: Literal["topic", "topic_record"] = Field(
+        default="topic",
+        validation_alias="BRIDGE_SUBJECT_NAME_STRATEGY",
+        description="Registry subject per topic: topic -> <topic>-value (TopicNameStrategy), "
+        "topic_record -> <topic>-<record full name> (TopicRecordNameStrategy).",
+    )
     kafka_properties: dict[str, str] = Field(
         default_factory=dict,
         description="librdkafka properties from KAFKA_* variables (KAFKA_SASL_MECHANISM -> sasl.mechanism).",
@@ -148,6 +196,15 @@ class Settings(BaseSettings):
         values["kafka_properties"] = kafka_properties_from_env(env)
         values.update(overrides)
         return cls.model_validate(values)
+
+    @property
+    def tracing_enabled(self) -> bool:
+        if self.otel_sdk_disabled:
+            return False
+        exporter = (self.otel_traces_exporter or "").strip().lower()
+        if exporter:
+            return exporter != "none"
+        return bool(self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint)
 
     def topic(self, suffix: str) -> str:
         return f"{self.topic_prefix}{suffix}"

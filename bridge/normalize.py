@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bridge.payload import dumps, loads
+from bridge.payload import dumps, json_type, loads
 
 BRIDGE_FIELD = "bridge"
 EXTRAS_FIELD = "extras"
@@ -53,22 +53,6 @@ class NormalizationError(ValueError):
         self.issues = issues
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 def _child(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -83,7 +67,7 @@ def _convert_long(value: Any, path: str, issues: Issues) -> Any:
             return value
         issues.append((path, f"integer {value} does not fit in a 64-bit long"))
         return None
-    issues.append((path, f"expected an integer, got {_json_type(value)}"))
+    issues.append((path, f"expected an integer, got {json_type(value)}"))
     return None
 
 
@@ -93,7 +77,7 @@ def _convert_seconds(value: Any, path: str, issues: Issues) -> Any:
             return value * 1000
         issues.append((path, f"{value} is not an epoch time in seconds between years 1 and 9999"))
         return None
-    issues.append((path, f"expected epoch seconds (integer), got {_json_type(value)}"))
+    issues.append((path, f"expected epoch seconds (integer), got {json_type(value)}"))
     return None
 
 
@@ -106,14 +90,14 @@ def _inverse_seconds(value: Any) -> Any:
 def _convert_string(value: Any, path: str, issues: Issues) -> Any:
     if isinstance(value, str):
         return value
-    issues.append((path, f"expected a string, got {_json_type(value)}"))
+    issues.append((path, f"expected a string, got {json_type(value)}"))
     return None
 
 
 def _convert_boolean(value: Any, path: str, issues: Issues) -> Any:
     if isinstance(value, bool):
         return value
-    issues.append((path, f"expected a boolean, got {_json_type(value)}"))
+    issues.append((path, f"expected a boolean, got {json_type(value)}"))
     return None
 
 
@@ -135,7 +119,7 @@ class RecordNormalizer:
 
     def convert(self, value: Any, path: str, issues: Issues) -> Any:
         if not isinstance(value, dict):
-            issues.append((path, f"expected an object, got {_json_type(value)}"))
+            issues.append((path, f"expected an object, got {json_type(value)}"))
             return None
         out: dict[str, Any] = {}
         absent: list[str] = []
@@ -227,7 +211,7 @@ class _Compiler:
 
         def convert(value: Any, path: str, issues: Issues) -> Any:
             if not isinstance(value, list):
-                issues.append((path, f"expected an array, got {_json_type(value)}"))
+                issues.append((path, f"expected an array, got {json_type(value)}"))
                 return None
             out = []
             for index, item in enumerate(value):

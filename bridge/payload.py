@@ -37,7 +37,7 @@ def parse(body: bytes) -> dict[str, Any]:
     except (ValueError, RecursionError) as exc:
         raise PayloadError(f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
-        raise PayloadError(f"body must be a JSON object, got {_json_type(doc)}")
+        raise PayloadError(f"body must be a JSON object, got {json_type(doc)}")
     return doc
 
 
@@ -122,12 +122,15 @@ def _is_id(value: object) -> bool:
     )
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for error messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
         return "number"
     if isinstance(value, str):
         return "string"

@@ -13,12 +13,15 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from bridge.config import Settings
 from bridge.messages import Delivery
+
+if TYPE_CHECKING:
+    from bridge.metrics import Metrics
 
 log = logging.getLogger("bridge.publisher")
 
@@ -69,7 +72,10 @@ class ReadyState:
 
 
 class Publisher:
-    def __init__(self, config: dict[str, Any], *, delivery_timeout: float) -> None:
+    def __init__(
+        self, config: dict[str, Any], *, delivery_timeout: float, metrics: Metrics | None = None
+    ) -> None:
+        self._metrics = metrics
         self._config = dict(config)
         self._config["error_cb"] = self._on_error
         self._config["logger"] = logging.getLogger("bridge.librdkafka")
@@ -101,6 +107,12 @@ class Publisher:
     def _poll_loop(self) -> None:
         while not self._stopping.is_set():
             self._producer.poll(0.05)
+            if self._metrics is not None:
+                self._metrics.producer_queue.set(len(self._producer))
+
+    def queue_length(self) -> int:
+        """Messages waiting in librdkafka for a delivery report."""
+        return len(self._producer)
 
     def close(self, timeout: float) -> int:
         """Flush what is in flight; returns how many messages were still undelivered."""
@@ -121,8 +133,16 @@ class Publisher:
             self._reset_producer()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Delivery] = loop.create_future()
+        metrics = self._metrics
+        sent = time.perf_counter()
 
         def on_delivery(err: KafkaError | None, msg: Any) -> None:
+            if metrics is not None:
+                metrics.ack_latency.labels(topic).observe(time.perf_counter() - sent)
+                if err is None:
+                    metrics.records_produced.labels(topic).inc()
+                else:
+                    metrics.delivery_failures.labels(_failure_reason(err)).inc()
             if err is not None:
                 if err.code() in _RESET_ERRORS or err.fatal():
                     self._reset_requested = True
@@ -139,14 +159,17 @@ class Publisher:
                 topic, value=value, key=key, headers=list(headers), on_delivery=on_delivery
             )
         except BufferError:
+            self._count_failure("queue_full")
             raise PublishError("queue_full", "the producer's local queue is full") from None
         except KafkaException as exc:
+            self._count_failure("broker_error")
             raise PublishError("broker_error", exc.args[0].str()) from None
         try:
             # librdkafka reports a timeout itself at message.timeout.ms; this is only a safety net.
             return await asyncio.wait_for(future, self._delivery_timeout + 1.0)
         except TimeoutError:
             self.connected = False
+            self._count_failure("timeout")
             raise PublishError(
                 "timeout", f"no acknowledgement from Kafka within {self._delivery_timeout:.1f} s"
             ) from None
@@ -165,17 +188,26 @@ class Publisher:
             self._reset_requested = False
             self._last_reset = now
             old, self._producer = self._producer, self._new_producer()
+        if self._metrics is not None:
+            self._metrics.producer_resets.inc()
         log.warning("kafka producer replaced after a timed-out or fatal delivery")
         threading.Thread(target=_retire, args=(old,), name="kafka-retire", daemon=True).start()
+
+    def _count_failure(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.delivery_failures.labels(reason).inc()
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
             self.connected = False
+        if self._metrics is not None:
+            self._metrics.kafka_client_errors.labels(err.name()).inc()
+        fields = {"kafka_error": err.name(), "fatal": err.fatal()}
         if err.fatal():
             self._reset_requested = True
-            log.error("fatal kafka error: %s", err.str())
+            log.error("fatal kafka error: %s", err.str(), extra=fields)
         else:
-            log.warning("kafka error: %s", err.str())
+            log.warning("kafka error: %s", err.str(), extra=fields)
 
     # -- readiness -------------------------------------------------------------------------
 
@@ -203,10 +235,13 @@ def _succeed(future: asyncio.Future[Delivery], delivery: Delivery) -> None:
         future.set_result(delivery)
 
 
+def _failure_reason(err: KafkaError) -> str:
+    return "timeout" if err.code() in _RESET_ERRORS else "broker_error"
+
+
 def _fail(future: asyncio.Future[Delivery], err: KafkaError) -> None:
     if not future.done():
-        reason = "timeout" if err.code() in _RESET_ERRORS else "broker_error"
-        future.set_exception(PublishError(reason, err.str()))
+        future.set_exception(PublishError(_failure_reason(err), err.str()))
 
 
 def _retire(producer: Producer) -> None:

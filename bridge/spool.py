@@ -35,7 +35,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,9 +229,13 @@ def _remove_files(db: Path) -> None:
 class Spool:
     """This process's spool: an append-only queue on disk with in-memory counters."""
 
-    def __init__(self, directory: Path, max_bytes: int) -> None:
+    def __init__(
+        self, directory: Path, max_bytes: int, observer: Callable[[int, float], None] | None = None
+    ) -> None:
+        """`observer(depth, oldest_age_seconds)` is told whenever they change (the metrics gauges)."""
         self.directory = directory
         self.max_bytes = max_bytes
+        self._observer = observer
         try:
             directory.mkdir(parents=True, exist_ok=True)
             name = f"{FILE_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
@@ -255,6 +259,7 @@ class Spool:
         self._refused = False  # a record was refused for lack of room, and nothing was freed since
         self._closed = False
         self._absorb(self._adopt_orphans())  # start-up: blocking is fine, nothing is served yet
+        self.report()
         if self._count:
             log.warning(
                 "spool: adopted %d record(s) (%d bytes) left by earlier processes in %s; draining them first",
@@ -280,6 +285,11 @@ class Spool:
     def holds(self, topic: str, key: bytes) -> bool:
         """True while an earlier record for this partition key waits here: a new one must queue behind it."""
         return bool(self._count) and (topic, key) in self._keys
+
+    def report(self) -> None:
+        """Tell the observer the current depth and age (the drainer also calls this on a timer)."""
+        if self._observer is not None:
+            self._observer(self._count, self.oldest_age_seconds())
 
     def detail(self) -> dict[str, Any]:
         return {
@@ -339,6 +349,7 @@ class Spool:
             if not future.done():
                 future.set_result(None)
         self._written.set()
+        self.report()
 
     def _append_failed(self, batch: list[tuple[Row, asyncio.Future[None]]], exc: Exception) -> None:
         log.error("spool: cannot write %d record(s) to %s: %s", len(batch), self.path, exc)
@@ -370,6 +381,7 @@ class Spool:
         self._forget([(r.topic, r.key, r.size) for r in records])
         if self._count:
             self._oldest = oldest if oldest is not None else self._oldest
+        self.report()
 
     def _forget(self, rows: Sequence[tuple[str, bytes, int]]) -> None:
         self._refused = False
@@ -382,12 +394,14 @@ class Spool:
                 del self._keys[spool_key]
         if not self._count:
             self._oldest = None
+        self.report()
 
     # -- orphans (files of processes that are gone) ------------------------------------------
 
     async def adopt_orphans(self) -> int:
         summary: _Summary = await self._run(self._adopt_orphans)
         self._absorb(summary)
+        self.report()
         if summary.count:
             log.warning("spool: adopted %d record(s) left by a process that is gone", summary.count)
             self._written.set()
@@ -519,6 +533,7 @@ class Drainer:
         backoff = 0.0
         next_scan = time.monotonic() + self.orphan_scan_seconds
         while not self._stopping.is_set():
+            self.spool.report()
             try:
                 if time.monotonic() >= next_scan:
                     next_scan = time.monotonic() + self.orphan_scan_seconds

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka.admin import AdminClient  # noqa: F401  (imported early: librdkafka loads once)
 
+from bridge.config import Settings
 from bridge.topics import create_topics
 from tests.faults import FIGURES
 from tests.support import KafkaCluster, all_topics, choose_broker_kind, start_cluster, unique_prefix
@@ -41,6 +42,19 @@ def spool_dir_for_subprocesses() -> Iterator[str]:
             del os.environ["BRIDGE_SPOOL_DIR"]
         else:
             os.environ["BRIDGE_SPOOL_DIR"] = previous
+
+
+@pytest.fixture(autouse=True)
+def spool_dir_default(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """In-process apps built from `Settings.from_env({})` spool in a directory of their test's own,
+    never in the production default /var/lib/unit21-bridge/spool (nor in another test's)."""
+    field = Settings.model_fields["spool_dir"]
+    production_default = field.default
+    field.default = tmp_path_factory.mktemp("spool")
+    Settings.model_rebuild(force=True)
+    yield
+    field.default = production_default
+    Settings.model_rebuild(force=True)
 
 
 @pytest.fixture(scope="session")

@@ -59,7 +59,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "bridge": {"workers": 4, "logFormat": "json", "maxBodyBytes": 4194304},
         "otel": {
             "enabled": True,
-            "endpoint": "http://otel-collector.observability:4317",
+            "endpoint": "http://otel-collector.observability:4318",
+            "tracesEndpoint": "http://otel-collector.observability:4318/v1/traces",
             "resourceAttributes": {"deployment.environment": "prod"},
         },
         "extraEnv": [{"name": "OTEL_METRICS_EXPORTER", "value": "none"}],

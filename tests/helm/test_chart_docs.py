@@ -29,6 +29,7 @@ FREE_FORM = {
     "httpRoute.annotations",
     "httpRoute.labels",
     "serviceMonitor.labels",
+    "grafanaDashboard.labels",
     "autoscaling.behavior",
     "resources",
     "tests.resources",

@@ -50,6 +50,8 @@ EXPECTED_ENV = {
     "BRIDGE_LOG_FORMAT",
     "PROMETHEUS_MULTIPROC_DIR",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_TRACES_EXPORTER",
     "OTEL_SERVICE_NAME",
     "OTEL_RESOURCE_ATTRIBUTES",
     "KAFKA_SECURITY_PROTOCOL",
@@ -63,6 +65,8 @@ CONDITIONAL_ENV = {
     "SCHEMA_REGISTRY_SSL_CA_LOCATION",
     "PROMETHEUS_MULTIPROC_DIR",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_TRACES_EXPORTER",
     "OTEL_SERVICE_NAME",
     "OTEL_RESOURCE_ATTRIBUTES",
     "KAFKA_SASL_MECHANISM",
@@ -200,7 +204,16 @@ def test_probe_paths_are_routes_of_the_app() -> None:
     app = create_app(Settings.from_env({}))
     route_paths = {getattr(route, "path", None) for route in app.routes}
     assert route_paths >= APP_PROBE_PATHS
-    assert {"/webhooks/unit21"} <= route_paths
+    assert {"/webhooks/unit21", "/metrics"} <= route_paths
+
+
+def test_grafana_dashboard_configmap_carries_the_dashboard(render: RenderFn) -> None:
+    assert not [c for c in render({}).of_kind("ConfigMap") if c["metadata"]["name"].endswith("-dashboard")]
+    rendered = render({"grafanaDashboard": {"enabled": True}})
+    (dashboard,) = [c for c in rendered.of_kind("ConfigMap") if c["metadata"]["name"].endswith("-dashboard")]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads((CHART_DIR / "dashboards" / "unit21-kafka-bridge.json").read_text())
+    assert json.loads(dashboard["data"]["unit21-kafka-bridge.json"]) == shipped
 
 
 @pytest.mark.parametrize("values", all_value_sets())
@@ -352,7 +365,7 @@ def test_values_reach_the_app_with_the_right_names(render: RenderFn) -> None:
     assert env["BRIDGE_MAX_BODY_BYTES"] == "4194304"  # no 4.194304e+06
     assert env["BRIDGE_WORKERS"] == "4"
     assert env["PROMETHEUS_MULTIPROC_DIR"] == "/run/prometheus-multiproc"
-    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4317"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4318"
     assert env["OTEL_SDK_DISABLED"] == "false"
     assert env["OTEL_METRICS_EXPORTER"] == "none"
     assert "deployment.environment=prod" in env["OTEL_RESOURCE_ATTRIBUTES"]
@@ -489,7 +502,7 @@ def test_network_policy_allows_only_the_http_port_in(render: RenderFn) -> None:
         peer.get("podSelector", {}).get("matchLabels") for peer in rule["from"]
     ]
     egress_ports = {(p["port"], p["protocol"]) for r in policy["spec"]["egress"] for p in r["ports"]}
-    assert {(53, "UDP"), (53, "TCP"), (9093, "TCP"), (8081, "TCP"), (4317, "TCP")} <= egress_ports
+    assert {(53, "UDP"), (53, "TCP"), (9093, "TCP"), (8081, "TCP"), (4318, "TCP")} <= egress_ports
     kafka_rule = next(r for r in policy["spec"]["egress"] if {"port": 9093, "protocol": "TCP"} in r["ports"])
     assert kafka_rule["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
 

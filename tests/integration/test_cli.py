@@ -27,10 +27,13 @@ def run(
     )
 
 
-@pytest.fixture
-def served(kafka: KafkaCluster, prefix: str) -> Iterator[tuple[str, dict[str, str]]]:
+@pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
+def served(
+    kafka: KafkaCluster, prefix: str, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, dict[str, str]]]:
     port = free_port()
     env = {
+        "BRIDGE_WORKERS": str(request.param),
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "UNIT21_WEBHOOK_SECRETS": SECRET,
         "BRIDGE_TOPIC_PREFIX": prefix,

@@ -116,6 +116,20 @@ def test_unsigned_requests_only_when_allowed(kafka: KafkaCluster, prefix: str, t
     assert answer.status_code == 200
 
 
+def test_no_secrets_and_no_permission_rejects_everything(
+    kafka: KafkaCluster, prefix: str, tmp_path: Path
+) -> None:
+    settings = Settings.from_env(
+        {}, kafka_bootstrap_servers=kafka.bootstrap_servers, topic_prefix=prefix, spool_dir=tmp_path
+    )
+    with TestClient(create_app(settings)) as client:
+        unsigned = client.post(PATH, content=BODY, headers={"Content-Type": "application/json"})
+        signed = client.post(PATH, content=BODY, headers=sig())
+    assert (unsigned.status_code, signed.status_code) == (401, 401)
+    assert signed.json()["reason"] == "no_matching_signature"
+    assert sum(topic_counts(kafka.bootstrap_servers, all_topics(prefix)).values()) == 0
+
+
 def test_broker_unreachable_without_spool_answers_503_with_retry_after(prefix: str) -> None:
     # With the spool (the default) the answer is 202: tests/integration/test_delivery.py.
     settings = Settings.from_env(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from typing import Any
@@ -91,11 +92,21 @@ def post(client: TestClient, body: bytes, **kwargs: Any) -> Any:
     return client.post("/webhooks/unit21", content=body, headers=signed_headers(body, **kwargs))
 
 
-def test_reference_samples_are_the_shipped_examples() -> None:
-    if not SHARED_SAMPLES.is_dir():
-        pytest.skip("the shared reference folder is not beside this checkout")
-    for sample in SHARED_SAMPLES.glob("*.json"):
-        assert (EXAMPLES / sample.name).read_bytes() == sample.read_bytes()
+# sha256 of the bodies Unit21 publishes (shared/unit21/samples), which examples/webhooks copies.
+PUBLISHED = {
+    "alert_created.json": "e69f836782f3cfa702653ef354accd44064762ddb315e083974b7477f097818a",
+    "rule_created.json": "b7f35651fc36526587dc13bbd8c9c4f85272e15195addc28cb93bb2bb5fd8881",
+    "verification_entity_initiated.json": "50d7f63acfbf028e83e1eb655b1bb62c1a927777644d0313e9e0d230051bceda",
+    "verification_entity_step_completed.json": "5433b24dd39d465c96bc8a91de2bf8517fb7eb6b059df009ff0b725bbe3b28a2",
+    "verification_workflow_executed.json": "313e4a881dae3e05bdb8ffd0531160cefa81e592e11111211246274ece2c60ad",
+}
+
+
+def test_shipped_examples_are_the_published_samples() -> None:
+    for name, digest in PUBLISHED.items():
+        assert hashlib.sha256((EXAMPLES / name).read_bytes()).hexdigest() == digest, name
+    if SHARED_SAMPLES.is_dir():  # the reference folder beside the checkout, when present
+        assert {p.name for p in SHARED_SAMPLES.glob("*.json")} == set(PUBLISHED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -121,8 +121,8 @@ bootstrap.servers enable.idempotence acks request.required.acks message.timeout.
 {{- if and $v.httpRoute.enabled (not $v.httpRoute.parentRefs) -}}
 {{- fail "httpRoute.enabled needs at least one httpRoute.parentRefs entry (the Gateway to attach to)." -}}
 {{- end -}}
-{{- if and $v.otel.enabled (not $v.otel.endpoint) -}}
-{{- fail "otel.enabled needs otel.endpoint (OTEL_EXPORTER_OTLP_ENDPOINT)." -}}
+{{- if and $v.otel.enabled (eq $v.otel.tracesExporter "otlp") (not (or $v.otel.endpoint $v.otel.tracesEndpoint)) -}}
+{{- fail "otel.enabled needs otel.endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) or otel.tracesEndpoint." -}}
 {{- end -}}
 {{- end -}}
 
