@@ -19,6 +19,7 @@ from bridge.embedded import free_port
 from bridge.payload import event_id, parse
 from bridge.publisher import Publisher, producer_config
 from bridge.spool import Drainer, Spool
+from tests.scrape import parse_metrics, total, value
 from tests.support import EXAMPLES, SECRET, KafkaCluster, read_topic, signed_headers, topic_counts
 
 PATH = "/webhooks/unit21"
@@ -38,6 +39,7 @@ def test_the_same_body_posted_three_times_is_one_record(
     first = answers[0].json()
     assert "duplicate" not in first
     assert [a.json() for a in answers[1:]] == [{**first, "duplicate": True}] * 2
+    assert value(parse_metrics(client.get("/metrics").text), "unit21_bridge_dedup_hits_total") == 2
     time.sleep(0.5)
     assert topic_counts(kafka.bootstrap_servers, [f"{prefix}alert"])[f"{prefix}alert"] == 1
 
@@ -125,6 +127,7 @@ def test_unreachable_kafka_is_spooled_then_delivered_by_the_next_process(
         answer = post(client)
         elapsed = time.monotonic() - started
         ready = client.get("/readyz")
+        metrics = parse_metrics(client.get("/metrics").text)
     assert answer.status_code == 202, answer.text
     assert answer.json() == {
         "event_id": event_id(BODY),
@@ -137,6 +140,8 @@ def test_unreachable_kafka_is_spooled_then_delivered_by_the_next_process(
     assert ready.status_code == 200, ready.text
     assert ready.json()["detail"]["kafka"].startswith("unreachable")
     assert ready.json()["detail"]["spool"]["depth"] == 1
+    assert total(metrics, "unit21_bridge_spooled_total") == 1  # reason: timeout or kafka_disconnected
+    assert value(metrics, "unit21_bridge_spool_messages") == 1
     assert any(p.suffix == ".db" for p in spool_dir.iterdir())
 
     online = settings.model_copy(update={"spool_dir": spool_dir})

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from starlette.testclient import TestClient
 
@@ -74,6 +75,7 @@ def bridge_env(faulty: FaultyKafka, prefix: str, spool_dir: Path, **extra: str) 
         "BRIDGE_SPOOL_DIR": str(spool_dir),
         "BRIDGE_DELIVERY_TIMEOUT_SECONDS": str(DELIVERY_TIMEOUT),
         "BRIDGE_LOG_LEVEL": "WARNING",  # one INFO line per request is noise at this rate
+        "BRIDGE_LOG_FORMAT": "json",
         **extra,
     }
 
@@ -123,8 +125,12 @@ def test_kafka_outage_under_load_loses_nothing(
     assert run.count(202) > 0, "the outage spooled nothing: the test did not test anything"
     assert run.count(200, 202) == len(run.outcomes), "a request was refused while the spool had room"
     assert not lost, f"{len(lost)} acknowledged webhooks are not in Kafka"
-    assert set(in_kafka) <= {o.event_id for o in run.outcomes}
-    assert duplicates == 0
+    assert set(in_kafka) == accepted, "every record in Kafka is one a 2xx promised, and only those"
+    # At-least-once: a record the broker stored just as the network was cut, whose ack was lost,
+    # timed out, was spooled and is sent again. Only a request in flight at the cut can do that.
+    copies = {i for i in set(in_kafka) if in_kafka.count(i) > 1}
+    assert copies <= run.ids(202)
+    assert duplicates <= 16, "more duplicates than requests that could be in flight at the cut"
     assert not [p for p in (tmp_path / "spool").iterdir() if p.suffix == ".db"], "spool files left behind"
 
 
@@ -233,6 +239,7 @@ def test_sigterm_under_load_leaves_no_2xx_without_a_record(
         answered_202_spooled=run.count(202),
         refused_after_exit=run.count(0),
         records_in_kafka=len(in_kafka),
+        distinct_in_kafka=len(set(in_kafka)),
         lost=len(lost),
         sigterm_to_exit_seconds=round(exit_seconds, 2),
     )
@@ -273,8 +280,9 @@ def test_overload_answers_503_at_once_and_memory_stays_bounded(
         bridge.stop()
     refused = [o for o in burst.outcomes if o.status == 503]
     client_p50, client_p99, client_max = percentiles([o.seconds * 1000 for o in refused])
-    # The bridge's own measure (its access log), without the load generator's share of the CPU.
-    server = [float(line.rsplit("latency_ms=", 1)[1]) for line in bridge.log_lines() if "status=503" in line]
+    # The bridge's own measure (its JSON log line per request), without the load generator's CPU share.
+    answers = [orjson.loads(line) for line in bridge.log_lines() if line.startswith("{")]
+    server = [a["latency_ms"] for a in answers if a.get("message") == "webhook answered 503"]
     server_p50, server_p99, server_max = percentiles(server)
     figures(
         "overload (spool full at 256 KiB, Kafka cut)",

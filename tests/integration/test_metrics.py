@@ -98,7 +98,11 @@ def test_unreachable_broker_counts_delivery_failures(prefix: str) -> None:
         sock.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{sock.getsockname()[1]}"
     alert = (EXAMPLES / "alert_created.json").read_bytes()
-    settings = settings_for(dead, prefix, delivery_timeout_seconds=0.5, readiness_cache_seconds=0)
+    # Without the spool a failed delivery is a 503; with it (the default) a spooled 202:
+    # tests/integration/test_delivery.py counts that path.
+    settings = settings_for(
+        dead, prefix, delivery_timeout_seconds=0.5, readiness_cache_seconds=0, spool_enabled=False
+    )
     with TestClient(create_app(settings)) as client:
         response = client.post("/webhooks/unit21", content=alert, headers=signed_headers(alert))
         assert response.status_code == 503

@@ -58,8 +58,10 @@ def test_two_workers_share_one_metrics_view(kafka: KafkaCluster, prefix: str) ->
                 pass
             assert process.poll() is None and time.monotonic() < deadline, "serve did not become ready"
             time.sleep(0.3)
-        body = (EXAMPLES / "alert_created.json").read_bytes()
-        for _ in range(REQUESTS):  # a new connection each time, so both workers take some
+        sample = (EXAMPLES / "alert_created.json").read_bytes()
+        for n in range(REQUESTS):  # a new connection each time, so both workers take some
+            # Distinct bodies: a re-sent identical body is a duplicate and is not produced again.
+            body = sample.replace(b"11532778", str(90_000_000 + n).encode())
             request = urllib.request.Request(
                 base + "/webhooks/unit21", data=body, headers=signed_headers(body), method="POST"
             )
