@@ -37,7 +37,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -112,7 +112,7 @@ class _Summary:
     count: int = 0
     size: int = 0
     oldest: float | None = None
-    keys: Counter[SpoolKey] | None = None
+    keys: Counter[SpoolKey] = field(default_factory=Counter)
 
 
 class _Store:
@@ -178,7 +178,7 @@ class _Store:
                 "SELECT COUNT(*) FROM orphan.sqlite_master WHERE type = 'table' AND name = 'records'"
             ).fetchone()[0]
             if not has_table:
-                return _Summary(keys=Counter())
+                return _Summary()
             with self._transaction():
                 count, size, oldest = self.db.execute(
                     "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(enqueued_at) FROM orphan.records"
@@ -354,6 +354,7 @@ class Spool:
     def _append_failed(self, batch: list[tuple[Row, asyncio.Future[None]]], exc: Exception) -> None:
         log.error("spool: cannot write %d record(s) to %s: %s", len(batch), self.path, exc)
         self._forget([(row[0], row[1], row[6]) for row, _ in batch])
+        self.report()
         for _, future in batch:
             if not future.done():
                 future.set_exception(SpoolError(f"cannot write to the spool: {exc}"))
@@ -394,7 +395,6 @@ class Spool:
                 del self._keys[spool_key]
         if not self._count:
             self._oldest = None
-        self.report()
 
     # -- orphans (files of processes that are gone) ------------------------------------------
 
@@ -408,7 +408,7 @@ class Spool:
         return summary.count
 
     def _adopt_orphans(self) -> _Summary:
-        total = _Summary(keys=Counter())
+        total = _Summary()
         for db in sorted(self.directory.glob(f"{FILE_PREFIX}*{_DB_SUFFIX}")):
             if db == self.path:
                 continue
@@ -437,7 +437,6 @@ class Spool:
                     total.oldest = (
                         summary.oldest if total.oldest is None else min(total.oldest, summary.oldest)
                     )
-                assert total.keys is not None and summary.keys is not None
                 total.keys.update(summary.keys)
             finally:
                 os.close(fd)
@@ -446,8 +445,7 @@ class Spool:
     def _absorb(self, summary: _Summary) -> None:
         self._count += summary.count
         self._bytes += summary.size
-        if summary.keys:
-            self._keys.update(summary.keys)
+        self._keys.update(summary.keys)
         if summary.oldest is not None:
             self._oldest = summary.oldest if self._oldest is None else min(self._oldest, summary.oldest)
 
