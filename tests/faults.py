@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-import httpx
+import httpx2
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -190,14 +190,14 @@ class BridgeProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"serve exited with {self.process.returncode}:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+            with contextlib.suppress(httpx2.HTTPError):
+                if httpx2.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return self
             time.sleep(0.1)
         raise AssertionError(f"serve did not become ready within {timeout} s:\n{self.log()}")
 
     def readyz(self) -> dict[str, Any]:
-        answer: dict[str, Any] = httpx.get(f"{self.url}/readyz", timeout=5).json()
+        answer: dict[str, Any] = httpx2.get(f"{self.url}/readyz", timeout=5).json()
         return answer
 
     def spool_depth(self) -> int:
@@ -318,14 +318,14 @@ class Load:
         return self.run
 
     async def _main(self) -> None:
-        limits = httpx.Limits(
+        limits = httpx2.Limits(
             max_connections=self.concurrency,
             max_keepalive_connections=self.concurrency if self.keepalive else 0,
         )
-        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        async with httpx2.AsyncClient(timeout=30, limits=limits) as client:
             await asyncio.gather(*(self._sender(client) for _ in range(self.concurrency)))
 
-    async def _sender(self, client: httpx.AsyncClient) -> None:
+    async def _sender(self, client: httpx2.AsyncClient) -> None:
         while not self._stop.is_set():
             n = self._next
             if self.limit is not None and n - self._first >= self.limit:
@@ -336,7 +336,7 @@ class Load:
             try:
                 answer = await client.post(self.url, content=body, headers=signed_headers(body))
                 status, retry_after = answer.status_code, answer.headers.get("retry-after")
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 status, retry_after = 0, None
                 await asyncio.sleep(0.01)  # the bridge is gone: do not spin
             self.run.outcomes.append(

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from starlette.testclient import TestClient
 
@@ -26,7 +26,7 @@ PATH = "/webhooks/unit21"
 BODY = (EXAMPLES / "alert_created.json").read_bytes()
 
 
-def post(client: TestClient, body: bytes = BODY, **kw: Any) -> httpx.Response:
+def post(client: TestClient, body: bytes = BODY, **kw: Any) -> httpx2.Response:
     return client.post(PATH, content=body, headers=signed_headers(body, **kw))
 
 
@@ -48,7 +48,7 @@ def test_concurrent_copies_of_one_webhook_are_one_record(
     client: TestClient, kafka: KafkaCluster, prefix: str
 ) -> None:
     body = BODY.replace(b"11532778", b"11532779")
-    answers: list[httpx.Response] = []
+    answers: list[httpx2.Response] = []
     threads = [threading.Thread(target=lambda: answers.append(post(client, body))) for _ in range(3)]
     for thread in threads:
         thread.start()

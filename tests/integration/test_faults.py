@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 import orjson
 import pytest
 from starlette.testclient import TestClient
@@ -267,7 +267,7 @@ def test_overload_answers_503_at_once_and_memory_stays_bounded(
         spooled = fill.count(202)
         first_refusal = next(i for i, o in enumerate(fill.outcomes) if o.status == 503)
         assert all(o.status == 202 for o in fill.outcomes[:first_refusal]), "503 while the spool had room"
-        ready = httpx.get(f"{bridge.url}/readyz", timeout=5)
+        ready = httpx2.get(f"{bridge.url}/readyz", timeout=5)
         warm = Load(bridge.webhook_url, concurrency=8, limit=300, start=10_000).start().join()
         rss_before = bridge.rss_bytes()
         burst = Load(bridge.webhook_url, concurrency=8, limit=2000, start=20_000).start().join()
@@ -326,7 +326,7 @@ def test_same_key_keeps_its_order_across_an_outage(
     bodies = [alert_body(7 + 40 * i) for i in range(4)]  # one entity, so one key and one partition
     with TestClient(create_app(settings)) as client:
 
-        def post(body: bytes) -> httpx.Response:
+        def post(body: bytes) -> httpx2.Response:
             return client.post("/webhooks/unit21", content=body, headers=signed_headers(body))
 
         assert post(bodies[0]).status_code == 200
@@ -358,7 +358,7 @@ def test_producer_queue_full_answers_503_without_waiting(
     )
     with TestClient(create_app(settings)) as client:
         faulty.proxy.stall()  # the connection stays up, so the producer does not know it is cut off
-        first: list[httpx.Response] = []
+        first: list[httpx2.Response] = []
         waiting = threading.Thread(
             target=lambda: first.append(
                 client.post("/webhooks/unit21", content=alert_body(1), headers=signed_headers(alert_body(1)))
