@@ -93,36 +93,50 @@ def machine() -> dict[str, Any]:
 # -- Kafka --------------------------------------------------------------------------------
 
 
-def count_records(bootstrap: str, prefix: str) -> int:
-    """Sum of (high - low) watermarks over every partition of every topic starting with prefix."""
-    from confluent_kafka import Consumer, TopicPartition
+class RecordCounter:
+    """Reads every record of the topics under a prefix, from the beginning, and remembers them.
 
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "bench-count", "enable.auto.commit": False}
-    )
-    try:
-        total = 0
-        for name, meta in consumer.list_topics(timeout=10).topics.items():
-            if not name.startswith(prefix) or meta.error is not None:
-                continue
-            for partition in meta.partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(name, partition), timeout=10)
-                total += high - low
-        return total
-    finally:
-        consumer.close()
+    Consuming is the only reliable count: Tansu's ListOffsets answers stale high watermarks
+    (the same value for every partition of a topic, short of the last batches), so the
+    watermark sum undercounts. `drain()` reads until the topics are quiet and returns the
+    records read since the last call and the event_id headers among them.
+    """
 
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-def settled_count(bootstrap: str, prefix: str) -> int:
-    """Wait until the record count stops moving (deliveries in flight when wrk stopped)."""
-    previous = -1
-    for _ in range(20):
-        current = count_records(bootstrap, prefix)
-        if current == previous:
-            return current
-        previous = current
-        time.sleep(0.5)
-    return previous
+        self.consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": f"bench-{prefix}", "enable.auto.commit": False}
+        )
+        topics = self.consumer.list_topics(timeout=10).topics
+        self.consumer.assign(
+            [
+                TopicPartition(name, partition, OFFSET_BEGINNING)
+                for name, meta in topics.items()
+                if name.startswith(prefix) and meta.error is None
+                for partition in meta.partitions
+            ]
+        )
+
+    def drain(self, quiet: float = 2.0) -> tuple[int, set[str]]:
+        count = 0
+        ids: set[str] = set()
+        last = time.monotonic()
+        while time.monotonic() - last < quiet:
+            batch = self.consumer.consume(num_messages=10_000, timeout=0.5)
+            for message in batch:
+                if message.error() is not None:
+                    continue
+                count += 1
+                for name, value in message.headers() or ():
+                    if name == "event_id":
+                        ids.add(value.decode())
+            if batch:
+                last = time.monotonic()
+        return count, ids
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 def create_topics(bootstrap: str, prefix: str) -> None:
@@ -178,14 +192,20 @@ def server(cmd: list[str], env: dict[str, str], log_name: str) -> Iterator[subpr
 
 
 def wrk(
-    port: int, bodies_file: tuple[Path, int], connections: int, duration: float, delay_ms: int = 0
+    port: int,
+    requests: tuple[Path, int],
+    connections: int,
+    duration: float,
+    delay_ms: int = 0,
+    ids_file: Path | None = None,
 ) -> dict[str, Any]:
-    bodies_file, bodies_count = bodies_file
+    bodies_file, bodies_count = requests
     env = {
         **os.environ,
         "BENCH_BODIES": str(bodies_file),
         "BENCH_PATH": PATH,
         "BENCH_DELAY_MS": str(delay_ms),
+        "BENCH_IDS": str(ids_file or ""),
     }
     cmd = [
         "wrk",
@@ -247,9 +267,8 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {**top, "runs": runs}
 
 
-def with_loss(run: dict[str, Any], records: int) -> dict[str, Any]:
-    # Records beyond the 2xx count are requests wrk had in flight when it stopped.
-    return {**run, "records": records, "lost": max(0, run["ok_2xx"] - records)}
+def with_records(run: dict[str, Any], records: int, lost: int) -> dict[str, Any]:
+    return {**run, "records": records, "lost": lost}
 
 
 def http_limit(args: argparse.Namespace, workers: int, source: Bodies) -> dict[str, Any]:
@@ -269,19 +288,26 @@ def naive(
     from bridge.topics import create_topics as admin_create
 
     admin_create({"bootstrap.servers": bootstrap}, [prefix + "webhooks"], partitions=6, replication_factor=-1)
+    counter = RecordCounter(bootstrap, prefix)
     port = free_port()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BRIDGE_TOPIC_PREFIX": prefix}
     cmd = [sys.executable, str(HERE / "apps" / "serve.py"), "naive", str(port), str(workers)]
-    with server(cmd, env, f"naive-{workers}w"):
-        wait_port(port)
-        requests = source.file(20_000)
-        wrk(port, requests, 16, args.warmup)
-        runs = []
-        for connections in args.connections:
-            before = settled_count(bootstrap, prefix)
-            run = wrk(port, requests, connections, args.duration)
-            runs.append(with_loss(run, settled_count(bootstrap, prefix) - before))
-        return best(runs)
+    try:
+        with server(cmd, env, f"naive-{workers}w"):
+            wait_port(port)
+            requests = source.file(20_000)
+            wrk(port, requests, 16, args.warmup)
+            runs = []
+            for connections in args.connections:
+                counter.drain()
+                run = wrk(port, requests, connections, args.duration)
+                records, _ = counter.drain()
+                # The naive answer carries no id: compare counts (records beyond the 2xx count are
+                # requests still in flight when wrk stopped).
+                runs.append(with_records(run, records, max(0, run["ok_2xx"] - records)))
+            return best(runs)
+    finally:
+        counter.close()
 
 
 def kafka_limit(
@@ -304,7 +330,11 @@ def kafka_limit(
         results.append(json.loads(line[len("BENCH_JSON ") :]))
     acked = sum(r["acked"] for r in results)
     seconds = max(r["duration_us"] for r in results) / 1e6
-    records = settled_count(bootstrap, prefix)
+    counter = RecordCounter(bootstrap, prefix)
+    try:
+        records, _ = counter.drain()
+    finally:
+        counter.close()
     return {
         "connections": in_flight,
         "rps": round(acked / seconds, 1),
@@ -319,11 +349,36 @@ def kafka_limit(
     }
 
 
+def _checked_run(
+    port: int,
+    counter: RecordCounter,
+    requests: tuple[Path, int],
+    connections: int,
+    duration: float,
+    delay: int = 0,
+) -> dict[str, Any]:
+    """One wrk run whose every 2xx event_id is looked up among the records read back from Kafka."""
+    counter.drain()
+    ids_file = WORK / f"ids-{secrets.token_hex(4)}"
+    run = wrk(port, requests, connections, duration, delay, ids_file=ids_file)
+    acknowledged: set[str] = set()
+    for part in WORK.glob(ids_file.name + ".*"):
+        acknowledged.update(part.read_text().split())
+    records, in_kafka = counter.drain()
+    lost = acknowledged - in_kafka
+    result = with_records(run, records, len(lost))
+    result["ids_checked"] = len(acknowledged)
+    if lost:
+        result["lost_sample"] = sorted(lost)[:10]
+    return result
+
+
 def the_bridge(
     args: argparse.Namespace, workers: int, source: Bodies, bootstrap: str, run_id: str, expected_rps: float
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     prefix = f"bench-{run_id}-bridge-{workers}w."
     create_topics(bootstrap, prefix)
+    counter = RecordCounter(bootstrap, prefix)
     port = free_port()
     env = {
         **os.environ,
@@ -334,26 +389,30 @@ def the_bridge(
         "BRIDGE_PORT": str(port),
         "BRIDGE_HOST": "127.0.0.1",
     }
-    with server([str(BIN / "unit21-bridge"), "serve"], env, f"bridge-{workers}w"):
-        wait_ready(port)
-        wrk(port, source.file(int(expected_rps * args.warmup) + 1000), 16, args.warmup)
-        runs = []
-        for connections in args.connections:
-            requests = source.file(int(expected_rps * args.duration * 1.3) + 1000)
-            before = settled_count(bootstrap, prefix)
-            run = wrk(port, requests, connections, args.duration)
-            runs.append(with_loss(run, settled_count(bootstrap, prefix) - before))
-        top = best(runs)
-        # Latency at half of the maximum: each connection waits between requests.
-        target = top["rps"] / 2
-        connections = max(1, math.ceil(target * 0.02))
-        delay_ms = max(1, round(connections * 1000 / target - top["runs"][0]["p50_ms"]))
-        requests = source.file(int(target * args.duration * 1.3) + 1000)
-        before = settled_count(bootstrap, prefix)
-        run = wrk(port, requests, connections, args.duration, delay_ms)
-        half = with_loss(run, settled_count(bootstrap, prefix) - before)
-        half["target_rps"] = round(target, 1)
-        return top, half
+    try:
+        with server([str(BIN / "unit21-bridge"), "serve"], env, f"bridge-{workers}w"):
+            wait_ready(port)
+            wrk(port, source.file(int(expected_rps * args.warmup) + 1000), 16, args.warmup)
+            runs = []
+            for connections in args.connections:
+                requests = source.file(int(expected_rps * args.duration * 1.3) + 1000)
+                runs.append(_checked_run(port, counter, requests, connections, args.duration))
+            top = best(runs)
+            # Latency at half of the maximum: C connections, each pausing between requests so the
+            # offered load is at most C * 1000 / delay requests/s (wrk has no open-loop mode).
+            target = top["rps"] / 2
+            connections = max(1, math.ceil(target * 0.02))
+            delay_ms = max(1, round(connections * 1000 / target))
+            # The pause comes on top of each answer's latency: measure it briefly and take it off.
+            probe = wrk(port, source.file(int(target * 3) + 500), connections, 2, delay_ms)
+            latency_ms = max(0.0, connections * 1000 / max(probe["rps"], 1.0) - delay_ms)
+            delay_ms = max(1, round(connections * 1000 / target - latency_ms))
+            requests = source.file(int(target * args.duration * 1.3) + 1000)
+            half = _checked_run(port, counter, requests, connections, args.duration, delay_ms)
+            half["target_rps"] = round(target, 1)
+            return top, half
+    finally:
+        counter.close()
 
 
 # -- report -------------------------------------------------------------------------------

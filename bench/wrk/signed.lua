@@ -36,6 +36,24 @@ function request()
   return requests[index]
 end
 
+-- BENCH_IDS: a file to which each 2xx answer's event_id is appended, so the harness can check
+-- that every acknowledged webhook is in Kafka (the bridge's answer carries its event_id).
+local ids_path = os.getenv("BENCH_IDS")
+if ids_path and ids_path ~= "" then
+  local ids = nil
+  function response(status, headers, body)
+    if status >= 200 and status < 300 then
+      if ids == nil then
+        ids = io.open(ids_path .. "." .. tostring(thread_id or 0), "a")
+      end
+      local id = body:match('"event_id":"(%x+)"')
+      if id then
+        ids:write(id, "\n")  -- flushed when wrk exits
+      end
+    end
+  end
+end
+
 if delay_ms > 0 then
   function delay()
     return delay_ms
