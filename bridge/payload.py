@@ -16,6 +16,15 @@ from bridge.routes import Route
 # orjson turns integers wider than 64 bits into floats, silently losing digits. Bodies with
 # a long digit run (rare: ids are far shorter) take the exact, slower standard-library path.
 _LONG_DIGITS = re.compile(rb"\d{19,}")
+# The same test without the regex engine (6x faster on a typical body, on every request):
+# map every ASCII digit to "0" and everything else to ".", then look for 19 zeros.
+_DIGIT_MASK = bytes(0x30 if 0x30 <= i <= 0x39 else 0x2E for i in range(256))
+_NINETEEN_DIGITS = b"0" * 19
+
+
+def has_long_digit_run(data: bytes) -> bool:
+    """True when `data` holds 19 or more consecutive ASCII digits (as `_LONG_DIGITS` matches)."""
+    return _NINETEEN_DIGITS in data.translate(_DIGIT_MASK)
 
 
 class PayloadError(ValueError):
@@ -28,7 +37,7 @@ def _reject_constant(name: str) -> Any:
 
 def parse(body: bytes) -> dict[str, Any]:
     try:
-        if _LONG_DIGITS.search(body):
+        if has_long_digit_run(body):
             doc = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
         else:
             doc = orjson.loads(body)
@@ -50,7 +59,7 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str) -> Any:
-    return json.loads(text) if _LONG_DIGITS.search(text.encode("utf-8")) else orjson.loads(text)
+    return json.loads(text) if has_long_digit_run(text.encode("utf-8")) else orjson.loads(text)
 
 
 def event_id(body: bytes) -> str:
@@ -70,7 +79,9 @@ def classify(doc: dict[str, Any]) -> Classified:
     raw_type = doc.get("object_type")
     if raw_type is None:
         if "exports" in doc:
-            return Classified(routes.FILE_EXPORT, routes.FILE_EXPORT.object_type, routes.FILE_EXPORT_ACTION, True)
+            return Classified(
+                routes.FILE_EXPORT, routes.FILE_EXPORT.object_type, routes.FILE_EXPORT_ACTION, True
+            )
         return Classified(routes.UNRECOGNIZED, routes.UNRECOGNIZED.object_type, routes.UNKNOWN_ACTION, True)
     if not isinstance(raw_type, str) or not raw_type:
         return Classified(routes.UNRECOGNIZED, routes.UNRECOGNIZED.object_type, routes.UNKNOWN_ACTION, False)
@@ -115,7 +126,9 @@ def record_key(doc: dict[str, Any], classified: Classified, fallback_id: str) ->
 
 
 def _is_id(value: object) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and bool(value))
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and bool(value)
+    )
 
 
 def _json_type(value: object) -> str:
