@@ -40,6 +40,7 @@ LUA = HERE / "wrk" / "signed.lua"
 BIN = Path(sys.executable).parent
 SECRET = "bench-" + secrets.token_hex(8)
 PATH = "/webhooks/unit21"
+PAUSE_MS = 20  # per-connection pause of the half-load run
 
 
 # -- machine and pinning ------------------------------------------------------------------
@@ -398,15 +399,16 @@ def the_bridge(
                 requests = source.file(int(expected_rps * args.duration * 1.3) + 1000)
                 runs.append(_checked_run(port, counter, requests, connections, args.duration))
             top = best(runs)
-            # Latency at half of the maximum: C connections, each pausing between requests so the
-            # offered load is at most C * 1000 / delay requests/s (wrk has no open-loop mode).
+            # Latency at half of the maximum. wrk has no open-loop mode (wrk2 is not in Debian), so
+            # each of C connections pauses PAUSE_MS after every answer: the offered load is
+            # C * 1000 / (PAUSE_MS + latency). A short probe measures the latency at this load,
+            # then C is chosen so the rate comes out at the target.
             target = top["rps"] / 2
-            connections = max(1, math.ceil(target * 0.02))
-            delay_ms = max(1, round(connections * 1000 / target))
-            # The pause comes on top of each answer's latency: measure it briefly and take it off.
-            probe = wrk(port, source.file(int(target * 3) + 500), connections, 2, delay_ms)
-            latency_ms = max(0.0, connections * 1000 / max(probe["rps"], 1.0) - delay_ms)
-            delay_ms = max(1, round(connections * 1000 / target - latency_ms))
+            probe = wrk(
+                port, source.file(int(target * 3) + 500), max(1, math.ceil(target * 0.02)), 2, PAUSE_MS
+            )
+            connections = max(1, round(target * (PAUSE_MS + probe["p50_ms"]) / 1000))
+            delay_ms = PAUSE_MS
             requests = source.file(int(target * args.duration * 1.3) + 1000)
             half = _checked_run(port, counter, requests, connections, args.duration, delay_ms)
             half["target_rps"] = round(target, 1)
