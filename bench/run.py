@@ -458,6 +458,14 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         if "bridge_half_load" in s:
             out[f"p99_ms_at_half_max_{workers}w"] = s["bridge_half_load"]["p99_ms"]
         out[f"lost_{workers}w"] = sum(r.get("lost", 0) for r in s.values())
+    for workers in results:
+        checks = {
+            "bridge_ge_half_http_limit": out.get(f"bridge_over_http_{workers}w", 0) >= 0.5,
+            "no_lost_records": out.get(f"lost_{workers}w", 1) == 0,
+            "p99_le_25ms_at_half_max": out.get(f"p99_ms_at_half_max_{workers}w", 1e9) <= 25,
+            "bridge_ge_3x_naive": out.get(f"bridge_over_naive_{workers}w", 0) >= 3,
+        }
+        out[f"targets_{workers}w"] = {name: "met" if ok else "NOT met" for name, ok in checks.items()}
     keys = sorted(results)
     if len(keys) >= 2:
         first, last = results[keys[0]], results[keys[-1]]
