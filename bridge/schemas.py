@@ -45,7 +45,8 @@ def default_schema_dir() -> Path:
 
 def load_topic_schema(path: Path, suffix: str) -> TopicSchema:
     try:
-        parsed = load_schema(str(path), _write_hint=False)
+        # The write hint marks the schema as parsed, so fastavro's writer never re-parses it per record.
+        parsed = load_schema(str(path))
     except Exception as exc:  # fastavro raises several types; the message names the file either way
         raise SchemaLoadError(f"cannot load {path}: {exc}") from exc
     canonical = to_parsing_canonical_form(parsed)

