@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -389,6 +390,8 @@ def the_bridge(
         "BRIDGE_WORKERS": str(workers),
         "BRIDGE_PORT": str(port),
         "BRIDGE_HOST": "127.0.0.1",
+        # The disk spool is on (as in production) but in a scratch directory, not /var/lib.
+        "BRIDGE_SPOOL_DIR": tempfile.mkdtemp(prefix=f"bench-spool-{workers}w-"),
     }
     try:
         with server([str(BIN / "unit21-bridge"), "serve"], env, f"bridge-{workers}w"):
