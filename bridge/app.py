@@ -277,7 +277,8 @@ class WebhookEndpoint:
             event_id=event_id(body),
             received_at_ms=int(time.time() * 1000),
             signature_timestamp=signature_timestamp,
-            request_headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+            # Lazy: only a dead-letter record reads the request's headers.
+            request_headers=((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]),
         )
         context.update(event_id=message.event_id, action=message.action, topic=message.topic)
         if message.issues:

@@ -1,13 +1,18 @@
 """confluent-kafka Producer behind an asyncio API: `await publish(...)` resolves on the broker's ack.
 
-This module is the only asyncio/thread seam: librdkafka calls back on the poll thread, and
-each callback hands its result to the event loop with `call_soon_threadsafe`.
+This module is the only asyncio/thread seam. Delivery reports are served by polling the
+producer from a task on the event loop, so the callbacks run on the loop's own thread and
+complete their futures directly: no second Python thread competes for the GIL and no
+cross-thread wake-up is paid per message (measured: the poll-thread design spent most of a
+request's time there). Only a flush on another thread (shutdown, a retired producer) hands
+results over with `call_soon_threadsafe`.
 (`AIOProducer` is not used: its batch path cannot send Kafka headers.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -26,6 +31,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridge.publisher")
 
 _RESET_ERRORS = frozenset({KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT})
+# While messages await their reports the loop polls this often; linger.ms batches for 5 ms anyway.
+_BUSY_POLL_SECONDS = 0.001
+# With nothing in flight, error and log callbacks are still served this often.
+_IDLE_POLL_SECONDS = 0.1
 
 
 class PublishError(Exception):
@@ -82,14 +91,16 @@ class Publisher:
         self._delivery_timeout = delivery_timeout
         self._producer = self._new_producer()
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._loop_thread: int | None = None
+        self._wake: asyncio.Event | None = None
         self._reset_requested = False
         self._last_reset = 0.0
         self._ready_cache: tuple[float, ReadyState] | None = None
         # False from "all brokers down" or a timed-out delivery until the next acknowledgement:
         # while it is False, a caller with a spool writes there at once instead of waiting out
-        # the delivery deadline. Written on the poll thread, read on the loop (a plain bool).
+        # the delivery deadline. Written by callbacks, read on the loop (a plain bool).
         self.connected = True
 
     def _new_producer(self) -> Producer:
@@ -101,24 +112,40 @@ class Publisher:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
-        self._thread.start()
+        """Start serving delivery reports; call it from inside the running event loop."""
+        self._loop_thread = threading.get_ident()
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._serve_reports(), name="kafka-reports")
 
-    def _poll_loop(self) -> None:
-        while not self._stopping.is_set():
-            self._producer.poll(0.05)
+    async def _serve_reports(self) -> None:
+        wake = self._wake
+        assert wake is not None
+        while not self._stopping:
+            producer = self._producer
+            producer.poll(0)
+            waiting = len(producer)
             if self._metrics is not None:
-                self._metrics.producer_queue.set(len(self._producer))
+                self._metrics.producer_queue.set(waiting)
+            if waiting:
+                await asyncio.sleep(_BUSY_POLL_SECONDS)
+            else:
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), _IDLE_POLL_SECONDS)
 
     def queue_length(self) -> int:
         """Messages waiting in librdkafka for a delivery report."""
         return len(self._producer)
 
     def close(self, timeout: float) -> int:
-        """Flush what is in flight; returns how many messages were still undelivered."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
+        """Flush what is in flight; returns how many messages were still undelivered.
+
+        Callable on the loop or on another thread (the app flushes via `asyncio.to_thread`);
+        the polling task sees `_stopping` and ends by itself.
+        """
+        self._stopping = True
+        if self._wake is not None and self._loop_thread == threading.get_ident():
+            self._wake.set()
         remaining: int = self._producer.flush(timeout)
         if remaining:
             log.error("shutdown: %d message(s) not acknowledged within %.1f s", remaining, timeout)
@@ -147,12 +174,15 @@ class Publisher:
                 if err.code() in _RESET_ERRORS or err.fatal():
                     self._reset_requested = True
                     self.connected = False
-                loop.call_soon_threadsafe(_fail, future, err)
+                result: Any = err
+                complete: Any = _fail
             else:
                 self.connected = True
-                loop.call_soon_threadsafe(
-                    _succeed, future, Delivery(msg.topic(), msg.partition(), msg.offset())
-                )
+                result, complete = Delivery(msg.topic(), msg.partition(), msg.offset()), _succeed
+            if threading.get_ident() == self._loop_thread:
+                complete(future, result)
+            else:  # a flush on another thread: shutdown, or a retired producer
+                loop.call_soon_threadsafe(complete, future, result)
 
         try:
             self._producer.produce(
@@ -164,15 +194,21 @@ class Publisher:
         except KafkaException as exc:
             self._count_failure("broker_error")
             raise PublishError("broker_error", exc.args[0].str()) from None
+        if self._wake is not None and not self._wake.is_set():
+            self._wake.set()
+        # librdkafka reports a timeout itself at message.timeout.ms; this timer is only a safety
+        # net (a bare timer: asyncio.wait_for costs a wrapper future and callbacks per request).
+        timer = loop.call_later(self._delivery_timeout + 1.0, _expire, future)
         try:
-            # librdkafka reports a timeout itself at message.timeout.ms; this is only a safety net.
-            return await asyncio.wait_for(future, self._delivery_timeout + 1.0)
+            return await future
         except TimeoutError:
             self.connected = False
             self._count_failure("timeout")
             raise PublishError(
                 "timeout", f"no acknowledgement from Kafka within {self._delivery_timeout:.1f} s"
             ) from None
+        finally:
+            timer.cancel()
 
     def _reset_producer(self) -> None:
         """Replace the producer after a timed-out or fatal delivery.
@@ -233,6 +269,11 @@ class Publisher:
 def _succeed(future: asyncio.Future[Delivery], delivery: Delivery) -> None:
     if not future.done():
         future.set_result(delivery)
+
+
+def _expire(future: asyncio.Future[Delivery]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 def _failure_reason(err: KafkaError) -> str:
