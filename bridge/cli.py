@@ -33,6 +33,20 @@ def client_config(settings: Settings) -> dict[str, Any]:
     return {"bootstrap.servers": settings.kafka_bootstrap_servers, **settings.kafka_properties}
 
 
+def cluster_settings(args: argparse.Namespace, command: str) -> Settings | None:
+    """Settings with --bootstrap-servers applied; None (after saying why) when no cluster is named."""
+    settings = Settings.from_env()
+    if args.bootstrap_servers:
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": args.bootstrap_servers})
+    if not settings.kafka_bootstrap_servers:
+        print(
+            f"unit21-bridge {command}: set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers",
+            file=sys.stderr,
+        )
+        return None
+    return settings
+
+
 # -- serve --------------------------------------------------------------------------------
 
 
@@ -228,11 +242,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
     from bridge.messages import MessageBuilder
     from bridge.schemas import SchemaSet
 
-    settings = Settings.from_env()
-    if args.bootstrap_servers:
-        settings = settings.model_copy(update={"kafka_bootstrap_servers": args.bootstrap_servers})
-    if not settings.kafka_bootstrap_servers:
-        print("unit21-bridge tail: set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers", file=sys.stderr)
+    settings = cluster_settings(args, "tail")
+    if settings is None:
         return 2
     topic = args.topic if args.topic not in routes.ALL_SUFFIXES else settings.topic(args.topic)
     schemas = SchemaSet.load()
@@ -301,13 +312,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
 def cmd_topics_create(args: argparse.Namespace) -> int:
     from bridge.topics import create_topics
 
-    settings = Settings.from_env()
-    if args.bootstrap_servers:
-        settings = settings.model_copy(update={"kafka_bootstrap_servers": args.bootstrap_servers})
-    if not settings.kafka_bootstrap_servers:
-        print(
-            "unit21-bridge topics: set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers", file=sys.stderr
-        )
+    settings = cluster_settings(args, "topics")
+    if settings is None:
         return 2
     config: dict[str, str] = {}
     for item in args.config:
@@ -339,11 +345,8 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 def cmd_dlq_replay(args: argparse.Namespace) -> int:
     from bridge.replay import replay
 
-    settings = Settings.from_env()
-    if args.bootstrap_servers:
-        settings = settings.model_copy(update={"kafka_bootstrap_servers": args.bootstrap_servers})
-    if not settings.kafka_bootstrap_servers:
-        print("unit21-bridge dlq: set KAFKA_BOOTSTRAP_SERVERS or pass --bootstrap-servers", file=sys.stderr)
+    settings = cluster_settings(args, "dlq")
+    if settings is None:
         return 2
     try:
         summary = replay(settings, args.topic, apply=args.apply)
