@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -173,6 +174,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
             f".venv/bin/unit21-bridge tail {settings.topic('alert')}\n",
             flush=True,
         )
+        # After its graceful stop uvicorn re-raises SIGTERM with the handler it found. The
+        # default one would kill this process before the `finally` below stops the broker.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         uvicorn.run(
             create_app(settings),
             host=args.host,
@@ -185,6 +189,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
         if broker is not None:
             broker.stop()
     return 0
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 # -- send ---------------------------------------------------------------------------------

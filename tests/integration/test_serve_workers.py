@@ -34,7 +34,7 @@ def get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def test_two_workers_share_one_metrics_view(kafka: KafkaCluster, prefix: str) -> None:
+def test_two_workers_share_one_metrics_view(kafka: KafkaCluster, prefix: str, tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "BRIDGE_", "PROMETHEUS_"))}
@@ -45,6 +45,7 @@ def test_two_workers_share_one_metrics_view(kafka: KafkaCluster, prefix: str) ->
         BRIDGE_HOST="127.0.0.1",
         BRIDGE_PORT=str(port),
         BRIDGE_WORKERS="2",
+        BRIDGE_SPOOL_DIR=str(tmp_path / "spool"),  # never the production default under /var/lib
     )
     cli = Path(sys.executable).parent / "unit21-bridge"
     process = subprocess.Popen([str(cli), "serve"], env=env, stderr=subprocess.PIPE, text=True)
