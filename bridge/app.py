@@ -16,6 +16,7 @@ What each delivery outcome answers (docs/delivery.md):
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import threading
@@ -465,6 +466,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 log.info("schema registry %s: %s", settings.schema_registry_url, registry.detail)
             else:
                 log.error("schema registry %s not ready: %s", settings.schema_registry_url, registry.detail)
+        # Everything built so far (schemas, compiled normalizers, clients, modules) lives as long
+        # as the process: moving it out of the collector's generations makes the full collections
+        # that per-request garbage triggers cheap. Measured: p99 at the bridge's maximum rate
+        # 46-48 -> 20-24 ms and +17-19 % throughput (bench/README.md).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
