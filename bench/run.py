@@ -491,6 +491,10 @@ def main() -> int:
     parser.add_argument("--scenarios", default="http_limit,kafka_limit,naive,bridge")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
+    # The harness's own Kafka consumer (the record counter) fetches in librdkafka threads even
+    # between polls; unpinned, they would steal the server core from the scenarios that count
+    # records (naive, bridge) but not from the HTTP limit. Threads inherit this affinity.
+    pin_load()
     args.connections = [int(c) for c in args.connections.split(",")]
     scenarios = set(args.scenarios.split(","))
     if shutil.which("wrk") is None:
