@@ -481,7 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--apply", action="store_true", help="publish (default: dry run)")
     replay.add_argument(
-        "--topic", choices=["dlq", "unrecognized"], default="dlq", help="which topic to replay (default: dlq)"
+        "--topic",
+        choices=[routes.DLQ_SUFFIX, routes.UNRECOGNIZED.topic_suffix],
+        default=routes.DLQ_SUFFIX,
+        help="which topic to replay (default: dlq)",
     )
     replay.add_argument("--bootstrap-servers", help="default: KAFKA_BOOTSTRAP_SERVERS")
     replay.set_defaults(func=cmd_dlq_replay)

@@ -167,11 +167,6 @@ def _descend(reader: Any, writer: Any, names: list[str]) -> list[Located]:
     return []
 
 
-def field_path(reader: avro.schema.Schema, location: str) -> str:
-    """'/fields/0/type/fields/3' in the reader schema -> 'bridge.signature_timestamp'."""
-    return _join(_walk(reader, location)[0])
-
-
 def check_pair(new: str, old: str, *, subject: str, old_label: str) -> list[Incompatibility]:
     """Both directions of Avro schema resolution between the new schema and one released one."""
     new_schema, old_schema = parse(new), parse(old)

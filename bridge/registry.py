@@ -204,11 +204,6 @@ class RegistryCodec:
         )
 
 
-def schema_id_of(data: bytes) -> int:
-    """The schema id in a Confluent-framed value."""
-    return int(HEADER.unpack_from(data)[1])
-
-
 def registry_codec(settings: Settings, schemas: SchemaSet) -> RegistryCodec:
     """The codec `Runtime.from_settings` picks when SCHEMA_REGISTRY_URL is set (ids resolved later)."""
     return RegistryCodec(

@@ -30,7 +30,6 @@ from bridge.payload import PayloadError, parse
 from bridge.publisher import producer_config
 from bridge.schemas import SchemaSet
 
-SOURCES = (routes.DLQ_SUFFIX, routes.UNRECOGNIZED.topic_suffix)
 # A replay is not answering an HTTP request: give the broker time rather than fail fast.
 REPLAY_DELIVERY_TIMEOUT_MS = 60_000
 

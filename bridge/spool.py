@@ -503,7 +503,6 @@ class Drainer:
         self.batch_bytes = batch_bytes
         self.max_backoff = max_backoff
         self.orphan_scan_seconds = orphan_scan_seconds
-        self.delivered = 0
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._run_started: float | None = None
@@ -561,7 +560,6 @@ class Drainer:
         )
         acked = [r for r, result in zip(batch, results, strict=True) if not isinstance(result, BaseException)]
         await self.spool.remove(acked)
-        self.delivered += len(acked)
         self._run_count += len(acked)
         failed = [result for result in results if isinstance(result, BaseException)]
         if failed:
