@@ -102,6 +102,10 @@ class RecordCounter:
     (the same value for every partition of a topic, short of the last batches), so the
     watermark sum undercounts. `drain()` reads until the topics are quiet and returns the
     records read since the last call and the event_id headers among them.
+
+    Between drains the consumer is paused: a live consumer fetches every record the scenario
+    produces, while it is measured, from the broker on the load generator's core (measured:
+    p99 at half load 41 ms with a fetching consumer, 14 ms without).
     """
 
     def __init__(self, bootstrap: str, prefix: str) -> None:
@@ -119,10 +123,13 @@ class RecordCounter:
                 for partition in meta.partitions
             ]
         )
+        self.consumer.pause(self.consumer.assignment())
 
     def drain(self, quiet: float = 2.0) -> tuple[int, set[str]]:
         count = 0
         ids: set[str] = set()
+        assignment = self.consumer.assignment()
+        self.consumer.resume(assignment)
         last = time.monotonic()
         while time.monotonic() - last < quiet:
             batch = self.consumer.consume(num_messages=10_000, timeout=0.5)
@@ -135,6 +142,7 @@ class RecordCounter:
                         ids.add(value.decode())
             if batch:
                 last = time.monotonic()
+        self.consumer.pause(assignment)
         return count, ids
 
     def close(self) -> None:
