@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 
 class RecentDeliveries:
@@ -25,8 +24,9 @@ class RecentDeliveries:
         self._clock = clock
         # event_id -> (expiry, the JSON answer first given); insertion order is expiry order.
         self._done: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        # event_id -> resolved when the request delivering it finishes (either way).
-        self._in_flight: dict[str, asyncio.Future[None]] = {}
+        # event_id -> resolved when the request delivering it finishes (either way); None until
+        # a duplicate waits for it (a future per request would cost more than it is ever used).
+        self._in_flight: dict[str, asyncio.Future[None] | None] = {}
 
     def __len__(self) -> int:
         return len(self._done)
@@ -52,26 +52,46 @@ class RecentDeliveries:
                 break
             del self._done[oldest_id]
 
-    @asynccontextmanager
-    async def claim(self, event_id: str) -> AsyncIterator[bytes | None]:
-        """Yield the earlier answer for a duplicate, or None with the id claimed by this request.
+    def claim(self, event_id: str) -> Claim:
+        """`async with recent.claim(event_id) as earlier:` yields the earlier answer for a
+        duplicate, or None with the id claimed by this request until the block ends.
 
         A duplicate that arrives while the first copy is still being delivered waits for it,
         then either gets its answer or, if it failed, delivers the webhook itself.
         """
+        return Claim(self, event_id)
+
+
+class Claim:
+    """The async context manager of `RecentDeliveries.claim` (a class, not a generator: it runs
+    once per webhook)."""
+
+    __slots__ = ("_claimed", "_event_id", "_recent")
+
+    def __init__(self, recent: RecentDeliveries, event_id: str) -> None:
+        self._recent = recent
+        self._event_id = event_id
+        self._claimed = False
+
+    async def __aenter__(self) -> bytes | None:
+        recent, event_id = self._recent, self._event_id
+        in_flight = recent._in_flight
         while True:
-            earlier = self.get(event_id)
+            earlier = recent.get(event_id)
             if earlier is not None:
-                yield earlier
-                return
-            pending = self._in_flight.get(event_id)
-            if pending is None:
+                return earlier
+            if event_id not in in_flight:
                 break
+            pending = in_flight[event_id]
+            if pending is None:  # the first waiter creates what the claimer will resolve
+                pending = in_flight[event_id] = asyncio.get_running_loop().create_future()
             await asyncio.shield(pending)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._in_flight[event_id] = done
-        try:
-            yield None
-        finally:
-            del self._in_flight[event_id]
-            done.set_result(None)
+        in_flight[event_id] = None
+        self._claimed = True
+        return None
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._claimed:
+            pending = self._recent._in_flight.pop(self._event_id)
+            if pending is not None:
+                pending.set_result(None)

@@ -56,6 +56,11 @@ class Metrics:
         r = self.registry
         self._actions: set[str] = set()
         self._actions_lock = threading.Lock()
+        # Labelled children looked up once: `.labels()` costs more than the update itself and
+        # these are updated once per webhook. Keys are bounded (capped actions, our statuses
+        # and topics).
+        self._request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._topic_children: dict[str, tuple[Histogram, Counter]] = {}
 
         self.requests = Counter(
             f"{NAMESPACE}_webhook_requests_total",
@@ -180,8 +185,26 @@ class Metrics:
         return action
 
     def observe_request(self, action: str | None, status: int, seconds: float) -> None:
-        self.requests.labels(self.action_label(action), str(status)).inc()
-        self.request_duration.labels(f"{status // 100}xx").observe(seconds)
+        key = (self.action_label(action), status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(key[0], str(status)),
+                self.request_duration.labels(f"{status // 100}xx"),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_delivery(self, topic: str, seconds: float, acknowledged: bool) -> None:
+        """A delivery report: its latency, and an acknowledged record (failures count by reason)."""
+        children = self._topic_children.get(topic)
+        if children is None:
+            children = (self.ack_latency.labels(topic), self.records_produced.labels(topic))
+            self._topic_children[topic] = children
+        children[0].observe(seconds)
+        if acknowledged:
+            children[1].inc()
 
     def observe_spool(self, depth: int, oldest_age_seconds: float) -> None:
         """Called by the spool whenever its content changes (and on a timer while not empty)."""

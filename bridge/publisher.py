@@ -16,6 +16,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -97,6 +98,8 @@ class Publisher:
         self._wake: asyncio.Event | None = None
         self._reset_requested = False
         self._last_reset = 0.0
+        # (loop time, future) in deadline order, as every message gets the same timeout.
+        self._deadlines: deque[tuple[float, asyncio.Future[Delivery]]] = deque()
         self._ready_cache: tuple[float, ReadyState] | None = None
         # False from "all brokers down" or a timed-out delivery until the next acknowledgement:
         # while it is False, a caller with a spool writes there at once instead of waiting out
@@ -120,9 +123,14 @@ class Publisher:
     async def _serve_reports(self) -> None:
         wake = self._wake
         assert wake is not None
+        loop = asyncio.get_running_loop()
+        deadlines = self._deadlines
         while not self._stopping:
             producer = self._producer
             producer.poll(0)
+            now = loop.time()
+            while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
+                _expire(deadlines.popleft()[1])
             waiting = len(producer)
             if self._metrics is not None:
                 self._metrics.producer_queue.set(waiting)
@@ -156,6 +164,8 @@ class Publisher:
     async def publish(
         self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]]
     ) -> Delivery:
+        if self._task is None:
+            raise RuntimeError("Publisher.start() must be called before publish()")
         if self._reset_requested:
             self._reset_producer()
         loop = asyncio.get_running_loop()
@@ -165,10 +175,8 @@ class Publisher:
 
         def on_delivery(err: KafkaError | None, msg: Any) -> None:
             if metrics is not None:
-                metrics.ack_latency.labels(topic).observe(time.perf_counter() - sent)
-                if err is None:
-                    metrics.records_produced.labels(topic).inc()
-                else:
+                metrics.observe_delivery(topic, time.perf_counter() - sent, err is None)
+                if err is not None:
                     metrics.delivery_failures.labels(_failure_reason(err)).inc()
             if err is not None:
                 if err.code() in _RESET_ERRORS or err.fatal():
@@ -186,7 +194,11 @@ class Publisher:
 
         try:
             self._producer.produce(
-                topic, value=value, key=key, headers=list(headers), on_delivery=on_delivery
+                topic,
+                value=value,
+                key=key,
+                headers=headers if isinstance(headers, list) else list(headers),  # it takes lists or dicts
+                on_delivery=on_delivery,
             )
         except BufferError:
             self._count_failure("queue_full")
@@ -196,9 +208,9 @@ class Publisher:
             raise PublishError("broker_error", exc.args[0].str()) from None
         if self._wake is not None and not self._wake.is_set():
             self._wake.set()
-        # librdkafka reports a timeout itself at message.timeout.ms; this timer is only a safety
-        # net (a bare timer: asyncio.wait_for costs a wrapper future and callbacks per request).
-        timer = loop.call_later(self._delivery_timeout + 1.0, _expire, future)
+        # librdkafka reports a timeout itself at message.timeout.ms; this deadline is only a
+        # safety net, swept by the polling task (a timer per message cost more than the sweep).
+        self._deadlines.append((loop.time() + self._delivery_timeout + 1.0, future))
         try:
             return await future
         except TimeoutError:
@@ -207,8 +219,6 @@ class Publisher:
             raise PublishError(
                 "timeout", f"no acknowledgement from Kafka within {self._delivery_timeout:.1f} s"
             ) from None
-        finally:
-            timer.cancel()
 
     def _reset_producer(self) -> None:
         """Replace the producer after a timed-out or fatal delivery.

@@ -11,7 +11,7 @@ The provider belongs to the app (never the global one), so tests can hand in the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from bridge.config import ConfigError, Settings
@@ -30,6 +30,10 @@ class SpanHandle:
 
     def __init__(self, span: Span | None = None) -> None:
         self.span = span
+
+    @property
+    def recording(self) -> bool:
+        return self.span is not None
 
     @property
     def trace_id(self) -> str | None:
@@ -72,18 +76,27 @@ class Tracing:
 
         return cls(provider.get_tracer(INSTRUMENTATION_NAME, __version__), provider if owned else None)
 
+    def webhook(
+        self, method: str, path: str, headers: list[tuple[bytes, bytes]]
+    ) -> AbstractContextManager[SpanHandle]:
+        # Off: one shared no-op, as these run once per request.
+        return _NO_SPAN if self._tracer is None else self._webhook_span(self._tracer, method, path, headers)
+
+    def publish(self, topic: str) -> AbstractContextManager[PublishSpan]:
+        return _NO_PUBLISH_SPAN if self._tracer is None else self._publish_span(self._tracer, topic)
+
+    @staticmethod
     @contextmanager
-    def webhook(self, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> Iterator[SpanHandle]:
-        if self._tracer is None:
-            yield SpanHandle()
-            return
+    def _webhook_span(
+        tracer: Tracer, method: str, path: str, headers: list[tuple[bytes, bytes]]
+    ) -> Iterator[SpanHandle]:
         from opentelemetry import propagate
         from opentelemetry.trace import SpanKind
 
         # A proxy in front of the bridge may already have started the trace.
         carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
         parent = propagate.extract(carrier)
-        with self._tracer.start_as_current_span(
+        with tracer.start_as_current_span(
             f"{method} {path}",
             context=parent,
             kind=SpanKind.SERVER,
@@ -93,15 +106,13 @@ class Tracing:
         ) as span:
             yield SpanHandle(span)
 
+    @staticmethod
     @contextmanager
-    def publish(self, topic: str) -> Iterator[PublishSpan]:
-        if self._tracer is None:
-            yield PublishSpan()
-            return
+    def _publish_span(tracer: Tracer, topic: str) -> Iterator[PublishSpan]:
         from opentelemetry import propagate
         from opentelemetry.trace import SpanKind, set_span_in_context
 
-        with self._tracer.start_as_current_span(
+        with tracer.start_as_current_span(
             f"publish {topic}",
             kind=SpanKind.PRODUCER,
             attributes={
@@ -164,3 +175,7 @@ def _otlp_exporter() -> SpanExporterType:
         ) from None
     # Endpoint, headers, timeout and TLS come from the standard OTEL_EXPORTER_OTLP_* variables.
     return OTLPSpanExporter()
+
+
+_NO_SPAN: AbstractContextManager[SpanHandle] = nullcontext(SpanHandle())
+_NO_PUBLISH_SPAN: AbstractContextManager[PublishSpan] = nullcontext(PublishSpan())

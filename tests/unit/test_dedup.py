@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from bridge.dedup import RecentDeliveries
 
@@ -95,3 +96,40 @@ def test_a_failed_first_attempt_leaves_nothing_and_the_retry_delivers() -> None:
         return log
 
     assert asyncio.run(scenario()) == ["first: delivering", "second: delivering", "third: duplicate"]
+
+
+def test_waiters_on_a_failed_first_attempt_take_turns() -> None:
+    async def scenario() -> list[str]:
+        recent = RecentDeliveries(600, 10)
+        log: list[str] = []
+
+        async def request(name: str, succeed: bool) -> None:
+            async with recent.claim("id") as earlier:
+                if earlier is not None:
+                    log.append(f"{name}: duplicate of {earlier.decode()}")
+                    return
+                log.append(f"{name}: delivering")
+                await asyncio.sleep(0.05)
+                if succeed:
+                    recent.remember("id", name.encode())
+
+        await asyncio.gather(request("first", False), request("second", True), request("third", True))
+        return log
+
+    assert asyncio.run(scenario()) == [
+        "first: delivering",
+        "second: delivering",
+        "third: duplicate of second",
+    ]
+
+
+def test_an_exception_inside_the_claim_releases_the_id() -> None:
+    async def scenario() -> bytes | None:
+        recent = RecentDeliveries(600, 10)
+        with contextlib.suppress(RuntimeError):
+            async with recent.claim("id"):
+                raise RuntimeError("publish blew up")
+        async with recent.claim("id") as earlier:
+            return earlier
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 2)) is None

@@ -33,3 +33,17 @@ def test_json_line_carries_the_exception() -> None:
 def test_text_line_appends_fields_as_key_value() -> None:
     text = TextFormatter().format(record(event_id="abc", status=200))
     assert text.endswith("INFO bridge.app webhook answered 200 event_id=abc status=200")
+
+
+def test_json_timestamp_is_the_iso_time_of_the_record_in_milliseconds() -> None:
+    from datetime import UTC, datetime
+
+    formatter = JsonFormatter()
+    # Second boundaries, values that round up to the next second, and ordinary ones.
+    created = [0.0, 1.0, 1_700_000_000.0, 1_700_000_000.9999996, 1_700_000_000.0004999, 1_795_450_372.060]
+    created += [1_700_000_000 + i * 0.0173 for i in range(2000)]
+    for value in created:
+        rec = record()
+        rec.created = value
+        expected = datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds")
+        assert json.loads(formatter.format(rec))["ts"] == expected, value
