@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tracemalloc
+
+import orjson
 
 from bridge.dedup import RecentDeliveries
 
@@ -133,3 +136,20 @@ def test_an_exception_inside_the_claim_releases_the_id() -> None:
             return earlier
 
     assert asyncio.run(asyncio.wait_for(scenario(), 2)) is None
+
+
+def test_a_remembered_answer_costs_its_size_not_its_buffer() -> None:
+    # The endpoint's answers come from orjson.dumps, whose bytes keep a 4 KiB output buffer.
+    recent = RecentDeliveries(600, 10_000)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(2000):
+            event_id = f"{i:032x}"
+            recent.remember(
+                event_id, orjson.dumps({"event_id": event_id, "topic": "unit21.alerts", "offset": i})
+            )
+        per_entry = (tracemalloc.get_traced_memory()[0] - before) / 2000
+    finally:
+        tracemalloc.stop()
+    assert per_entry < 600, f"{per_entry:.0f} bytes per remembered answer"
