@@ -74,6 +74,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         workers=workers,
+        # Named, not "auto": without uvloop or httptools uvicorn would fall back silently to the
+        # pure-Python loop and parser, at a fraction of the throughput.
+        loop="uvloop",
+        http="httptools",
         log_config=None,
         access_log=False,
         server_header=False,
@@ -181,6 +185,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
             create_app(settings),
             host=args.host,
             port=args.port,
+            loop="uvloop",
+            http="httptools",
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,

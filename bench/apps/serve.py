@@ -19,6 +19,8 @@ def main() -> None:
         host="127.0.0.1",
         port=port,
         workers=workers,
+        loop="uvloop",
+        http="httptools",
         log_config=None,
         access_log=False,
         server_header=False,
