@@ -11,6 +11,7 @@ What each delivery outcome answers (docs/delivery.md):
   an earlier record with the same key is in the spool  -> spooled behind it -> 202
   same event_id delivered recently                     -> 200 with the first answer, not published again
   queue full, spool full, spool off and Kafka failed, too many requests -> 503 + Retry-After
+  Kafka refuses the record for good (too large, invalid) -> 413 / 502, never spooled
 """
 
 from __future__ import annotations
@@ -180,7 +181,8 @@ class WebhookEndpoint:
         if span.trace_id is not None:
             context["trace_id"] = span.trace_id
         metrics.observe_request(context.get("action"), response.status_code, seconds)
-        level = logging.INFO if response.status_code < 500 else logging.WARNING
+        refused = response.status_code >= 500 or context.get("error", "").startswith("kafka:")
+        level = logging.WARNING if refused else logging.INFO
         # Structured fields only (see logs.py); never the body, the signature or a secret.
         log.log(level, "webhook answered %d", response.status_code, extra=context)
 
@@ -317,6 +319,12 @@ class WebhookEndpoint:
         with self.runtime.tracing.publish(message.topic) as span:
             # With tracing on the record carries W3C trace context; a spooled copy carries the same.
             headers = [*message.headers, *span.headers]
+            refusal = publisher.refuses(message.key, message.value, headers) if spool is not None else None
+            if refusal is not None:  # would be spooled, then refused by Kafka on every retry
+                span.fail(f"{refusal.reason}: {refusal.detail}")
+                context["error"] = f"kafka:{refusal.reason}"
+                context["detail"] = refusal.detail
+                return _refused_by_kafka(message, refusal)
             if spool is not None and spool.holds(message.topic, message.key):
                 reason = "key_in_spool"  # publishing now would overtake the earlier record of this key
             elif spool is not None and not publisher.connected:
@@ -326,6 +334,12 @@ class WebhookEndpoint:
                     delivery = await publisher.publish(message.topic, message.key, message.value, headers)
                 except PublishError as exc:
                     span.fail(f"{exc.reason}: {exc.detail}")
+                    if exc.permanent:
+                        # Spooled, it would be retried forever behind a 2xx; answered non-2xx,
+                        # the sender and the operator both see why.
+                        context["error"] = f"kafka:{exc.reason}"
+                        context["detail"] = exc.detail
+                        return _refused_by_kafka(message, exc)
                     if exc.reason == "queue_full" or spool is None:
                         context["error"] = f"kafka:{exc.reason}"
                         context["detail"] = exc.detail
@@ -373,6 +387,18 @@ def _unavailable(message: OutgoingMessage, error: str, detail: str) -> Response:
     return error_response(
         503, error, f"{detail}; retry later", {"Retry-After": RETRY_AFTER_SECONDS}, event_id=message.event_id
     )
+
+
+def _refused_by_kafka(message: OutgoingMessage, exc: PublishError) -> Response:
+    if exc.reason == "too_large":
+        detail = (
+            f"Kafka refuses the {len(message.value)}-byte record for {message.topic} as too large "
+            f"({exc.detail}); raise the producer's message.max.bytes (KAFKA_MESSAGE_MAX_BYTES) and "
+            "the topic's max.message.bytes, or lower BRIDGE_MAX_BODY_BYTES"
+        )
+        return error_response(413, "record_too_large", detail, event_id=message.event_id)
+    detail = f"Kafka refuses the record for {message.topic}: {exc.detail}"
+    return error_response(502, "kafka_rejected", detail, event_id=message.event_id)
 
 
 def _annotate_span(span: SpanHandle, status: int, context: dict[str, Any]) -> None:

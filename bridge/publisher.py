@@ -32,6 +32,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridge.publisher")
 
 _RESET_ERRORS = frozenset({KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT})
+# Kafka will never take these records as they are (produce() raises the size error itself when
+# a record exceeds message.max.bytes; a broker answers it for its topic's max.message.bytes):
+# retrying, or spooling for a later retry, cannot help.
+_TOO_LARGE_ERRORS = frozenset(
+    {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_MSG_SIZE}
+)
+_REJECTED_ERRORS = frozenset({KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG})
 # While messages await their reports the loop polls this often; linger.ms batches for 5 ms anyway.
 _BUSY_POLL_SECONDS = 0.001
 # With nothing in flight, error and log callbacks are still served this often.
@@ -43,8 +50,17 @@ class PublishError(Exception):
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
-        self.reason = reason  # queue_full | timeout | broker_error
+        # queue_full | timeout | broker_error: may succeed later;
+        # too_large | rejected: Kafka refuses this record for good (see PERMANENT_REASONS).
+        self.reason = reason
         self.detail = detail
+
+    @property
+    def permanent(self) -> bool:
+        return self.reason in PERMANENT_REASONS
+
+
+PERMANENT_REASONS = frozenset({"too_large", "rejected"})
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:
@@ -90,6 +106,9 @@ class Publisher:
         self._config["error_cb"] = self._on_error
         self._config["logger"] = logging.getLogger("bridge.librdkafka")
         self._delivery_timeout = delivery_timeout
+        # librdkafka's own limit (its default: 1,000,000), checked before a record is spooled:
+        # a record produce() would refuse must not wait on disk to be refused forever.
+        self.max_message_bytes = int(self._config.get("message.max.bytes", 1_000_000))
         self._producer = self._new_producer()
         self._lock = threading.Lock()
         self._stopping = False
@@ -161,6 +180,18 @@ class Publisher:
 
     # -- publishing ------------------------------------------------------------------------
 
+    def refuses(self, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]]) -> PublishError | None:
+        """The error produce() would raise for a record over message.max.bytes, without producing.
+
+        Counts key, value and headers only (librdkafka adds a few bytes of framing), so it never
+        refuses a record librdkafka would take."""
+        size = len(key) + len(value) + sum(len(name) + len(data) for name, data in headers)
+        if size <= self.max_message_bytes:
+            return None
+        self._count_failure("too_large")
+        detail = f"{size} bytes exceed message.max.bytes={self.max_message_bytes}"
+        return PublishError("too_large", detail)
+
     async def publish(
         self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]]
     ) -> Delivery:
@@ -204,8 +235,10 @@ class Publisher:
             self._count_failure("queue_full")
             raise PublishError("queue_full", "the producer's local queue is full") from None
         except KafkaException as exc:
-            self._count_failure("broker_error")
-            raise PublishError("broker_error", exc.args[0].str()) from None
+            error = exc.args[0]
+            reason = _failure_reason(error)
+            self._count_failure(reason)
+            raise PublishError(reason, error.str()) from None
         if self._wake is not None and not self._wake.is_set():
             self._wake.set()
         # librdkafka reports a timeout itself at message.timeout.ms; this deadline is only a
@@ -287,7 +320,14 @@ def _expire(future: asyncio.Future[Delivery]) -> None:
 
 
 def _failure_reason(err: KafkaError) -> str:
-    return "timeout" if err.code() in _RESET_ERRORS else "broker_error"
+    code = err.code()
+    if code in _RESET_ERRORS:
+        return "timeout"
+    if code in _TOO_LARGE_ERRORS:
+        return "too_large"
+    if code in _REJECTED_ERRORS:
+        return "rejected"
+    return "broker_error"
 
 
 def _fail(future: asyncio.Future[Delivery], err: KafkaError) -> None:

@@ -6,13 +6,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
 from bridge.config import Settings
 from bridge.embedded import free_port
-from tests.support import EXAMPLES, SECRET, KafkaCluster, all_topics, signed_headers, topic_counts
+from tests.support import EXAMPLES, SECRET, KafkaCluster, all_topics, read_topic, signed_headers, topic_counts
 
 BODY = (EXAMPLES / "alert_created.json").read_bytes()
 PATH = "/webhooks/unit21"
@@ -172,3 +173,54 @@ def test_not_ready_when_topics_are_missing(kafka: KafkaCluster, tmp_path: Path) 
         ready = client.get("/readyz")
     assert ready.status_code == 503
     assert "absent.alert" in ready.json()["detail"]["missing_topics"]
+
+
+def test_a_record_kafka_can_never_take_is_refused_with_413_not_spooled(
+    kafka: KafkaCluster, prefix: str, tmp_path: Path
+) -> None:
+    # message.max.bytes=1000 (librdkafka's minimum): produce() refuses the big record for good.
+    # Spooled, it would have been answered 202 and retried forever.
+    settings = Settings.from_env(
+        {"KAFKA_MESSAGE_MAX_BYTES": "1000"},
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        webhook_secrets=(SECRET,),
+        topic_prefix=prefix,
+        spool_dir=tmp_path / "spool",
+    )
+    big = orjson.dumps({**orjson.loads(BODY), "analyst_notes": "x" * 3000})  # kept in `extras`
+    with TestClient(create_app(settings)) as client:
+        refused = client.post(PATH, content=big, headers=sig(big))
+        accepted = client.post(PATH, content=BODY, headers=sig())
+        spool = client.get("/readyz").json()["detail"]["spool"]
+    assert refused.status_code == 413, refused.text
+    assert refused.json()["error"] == "record_too_large"
+    assert "message.max.bytes" in refused.json()["detail"]
+    assert accepted.status_code == 200, accepted.text
+    assert spool["depth"] == 0
+    records = read_topic(kafka.bootstrap_servers, f"{prefix}alert", 1)
+    assert [r.headers["event_id"].decode() for r in records] == [accepted.json()["event_id"]]
+    assert refused.json()["event_id"] != accepted.json()["event_id"]
+
+
+def test_a_record_too_large_for_kafka_is_refused_even_while_kafka_is_away(
+    prefix: str, tmp_path: Path
+) -> None:
+    # Kafka unreachable, spool on: a record that fits is spooled (202); one over message.max.bytes
+    # would be spooled and then refused on every drain, so it is answered 413 at once.
+    settings = Settings.from_env(
+        {"KAFKA_MESSAGE_MAX_BYTES": "1000"},
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+        webhook_secrets=(SECRET,),
+        topic_prefix=prefix,
+        delivery_timeout_seconds=0.5,
+        spool_dir=tmp_path / "spool",
+    )
+    big = orjson.dumps({**orjson.loads(BODY), "analyst_notes": "x" * 3000})
+    with TestClient(create_app(settings)) as client:
+        spooled = client.post(PATH, content=BODY, headers=sig())
+        refused = client.post(PATH, content=big, headers=sig(big))
+        spool = client.get("/readyz").json()["detail"]["spool"]
+    assert spooled.status_code == 202, spooled.text
+    assert refused.status_code == 413, refused.text
+    assert refused.json()["error"] == "record_too_large"
+    assert spool["depth"] == 1

@@ -28,6 +28,9 @@ class FakePublisher:
         self.connected = connected
         self.calls = 0
 
+    def refuses(self, key: bytes, value: bytes, headers: Any) -> PublishError | None:
+        return None
+
     async def publish(self, topic: str, key: bytes, value: bytes, headers: Any) -> Delivery:
         self.calls += 1
         if self.failure is not None:
