@@ -146,7 +146,12 @@ class Publisher:
         deadlines = self._deadlines
         while not self._stopping:
             producer = self._producer
-            producer.poll(0)
+            try:
+                producer.poll(0)
+            except Exception:
+                # An exception from a callback surfaces here. This task is what completes every
+                # waiting request (and expires the overdue ones), so it must outlive any of them.
+                log.exception("kafka: error while serving delivery reports")
             now = loop.time()
             while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
                 _expire(deadlines.popleft()[1])

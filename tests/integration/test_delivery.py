@@ -17,7 +17,7 @@ from bridge.app import Runtime, create_app
 from bridge.config import Settings
 from bridge.embedded import free_port
 from bridge.payload import event_id, parse
-from bridge.publisher import Publisher, producer_config
+from bridge.publisher import Publisher, PublishError, producer_config
 from bridge.spool import Drainer, Spool
 from tests.scrape import parse_metrics, total, value
 from tests.support import EXAMPLES, SECRET, KafkaCluster, read_topic, signed_headers, topic_counts
@@ -195,3 +195,56 @@ def test_turning_the_spool_off_is_a_warning(
     assert any(
         "BRIDGE_SPOOL_ENABLED=false" in r.message and r.levelno == logging.WARNING for r in caplog.records
     )
+
+
+class _MetricsThatFailOnce:
+    """Fault injection: the first delivery report's bookkeeping raises (as a bug would)."""
+
+    def __init__(self) -> None:
+        self.failed = False
+        self.producer_queue = self
+        self.delivery_failures = self
+
+    def set(self, value: float) -> None:
+        pass
+
+    def labels(self, *values: str) -> _MetricsThatFailOnce:
+        return self
+
+    def inc(self) -> None:
+        pass
+
+    def observe_delivery(self, topic: str, seconds: float, acknowledged: bool) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("bookkeeping bug")
+
+
+def test_a_failing_delivery_callback_neither_hangs_its_request_nor_stops_the_next(
+    kafka: KafkaCluster, prefix: str, settings: Settings
+) -> None:
+    async def scenario() -> tuple[str, float, int]:
+        publisher = Publisher(
+            producer_config(settings),
+            delivery_timeout=0.5,
+            metrics=_MetricsThatFailOnce(),  # type: ignore[arg-type]
+        )
+        publisher.start()
+        try:
+            started = time.monotonic()
+            try:
+                await publisher.publish(f"{prefix}alert", b"k1", b"v1", [])
+                first = "acknowledged"
+            except PublishError as exc:
+                first = exc.reason
+            waited = time.monotonic() - started
+            second = await publisher.publish(f"{prefix}alert", b"k2", b"v2", [])
+            return first, waited, second.offset
+        finally:
+            publisher.close(5)
+
+    first, waited, offset = asyncio.run(asyncio.wait_for(scenario(), 20))
+    # The first report's callback raised before completing its request: the safety deadline
+    # (delivery timeout + 1 s) answers it; the polling task survives and serves the next one.
+    assert (first, offset >= 0) == ("timeout", True)
+    assert 1.3 <= waited < 5
