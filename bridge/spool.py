@@ -144,10 +144,13 @@ class _Store:
         with self._transaction():
             self.db.executemany(f"INSERT INTO records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
-    def head(self, max_records: int, max_bytes: int) -> list[SpooledRecord]:
+    def head(self, max_records: int, max_bytes: int, exclude: Sequence[int] = ()) -> list[SpooledRecord]:
         out: list[SpooledRecord] = []
         total = 0
-        cursor = self.db.execute(f"SELECT seq, {_COLUMNS} FROM records ORDER BY seq LIMIT ?", (max_records,))
+        skip = f"WHERE seq NOT IN ({','.join('?' * len(exclude))}) " if exclude else ""
+        cursor = self.db.execute(
+            f"SELECT seq, {_COLUMNS} FROM records {skip}ORDER BY seq LIMIT ?", (*exclude, max_records)
+        )
         for seq, topic, key, value, headers, event_id, enqueued_at, size in cursor:
             if out and total + size > max_bytes:
                 break
@@ -257,6 +260,9 @@ class Spool:
         self._flush_scheduled = False
         self._written = asyncio.Event()  # set when records are committed; the drainer waits on it
         self._refused = False  # a record was refused for lack of room, and nothing was freed since
+        # seq -> why: records Kafka refuses for good (too large for the topic, invalid). They stay
+        # on disk, skipped by the drainer until this process ends; the next one tries them again.
+        self._parked: dict[int, str] = {}
         self._closed = False
         self._absorb(self._adopt_orphans())  # start-up: blocking is fine, nothing is served yet
         self.report()
@@ -297,8 +303,12 @@ class Spool:
             "bytes": self._bytes,
             "max_bytes": self.max_bytes,
             "oldest_age_seconds": round(self.oldest_age_seconds(), 3),
+            "parked": len(self._parked),
             "file": str(self.path),
         }
+
+    def parked(self) -> int:
+        return len(self._parked)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -364,8 +374,21 @@ class Spool:
     async def head(self, max_records: int, max_bytes: int) -> list[SpooledRecord]:
         """The oldest committed records, in spool order (at least one if any, whatever its size)."""
         self._written.clear()
-        records: list[SpooledRecord] = await self._run(self._store.head, max_records, max_bytes)
+        records: list[SpooledRecord] = await self._run(
+            self._store.head, max_records, max_bytes, tuple(self._parked)
+        )
         return records
+
+    def park(self, record: SpooledRecord, reason: str) -> None:
+        """Stop sending a record Kafka refuses for good; it stays in the spool (and on disk)."""
+        self._parked[record.seq] = reason
+        log.error(
+            "spool: Kafka refuses the record for good (%s); it stays in %s, parked until the bridge "
+            "restarts. Fix the cause (e.g. the topic's max.message.bytes), then restart to retry it.",
+            reason,
+            self.path,
+            extra={"event_id": record.event_id, "topic": record.topic, "spool_seq": record.seq},
+        )
 
     async def wait_for_records(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -379,6 +402,8 @@ class Spool:
         if not records:
             return
         oldest = await self._run(self._store.delete, [r.seq for r in records])
+        for record in records:
+            self._parked.pop(record.seq, None)
         self._forget([(r.topic, r.key, r.size) for r in records])
         if self._count:
             self._oldest = oldest if oldest is not None else self._oldest
@@ -561,7 +586,16 @@ class Drainer:
         acked = [r for r, result in zip(batch, results, strict=True) if not isinstance(result, BaseException)]
         await self.spool.remove(acked)
         self._run_count += len(acked)
-        failed = [result for result in results if isinstance(result, BaseException)]
+        failed = []
+        for record, result in zip(batch, results, strict=True):
+            if not isinstance(result, BaseException):
+                continue
+            if getattr(result, "permanent", False):
+                # Retrying cannot help, and counting it as a failure would hold the whole spool
+                # at the longest backoff.
+                self.spool.park(record, f"{getattr(result, 'reason', '')}: {result}")
+            else:
+                failed.append(result)
         if failed:
             reasons = Counter(getattr(exc, "reason", type(exc).__name__) for exc in failed)
             log.warning(
@@ -574,11 +608,12 @@ class Drainer:
         return len(failed)
 
     def _finish_run(self) -> None:
-        if self._run_started is not None and self.spool.depth() == 0:
+        if self._run_started is not None and self.spool.depth() == self.spool.parked():
             log.info(
-                "spool: drained, %d record(s) delivered in %.2f s",
+                "spool: drained, %d record(s) delivered in %.2f s (%d parked)",
                 self._run_count,
                 time.monotonic() - self._run_started,
+                self.spool.parked(),
             )
             self._run_started = None
             self._run_count = 0

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import orjson
 import pytest
 from starlette.testclient import TestClient
 
 from bridge.app import Runtime, create_app
 from bridge.config import Settings
 from bridge.embedded import free_port
+from bridge.metrics import Metrics
 from bridge.payload import event_id, parse
 from bridge.publisher import Publisher, PublishError, producer_config
 from bridge.spool import Drainer, Spool
@@ -248,3 +250,81 @@ def test_a_failing_delivery_callback_neither_hangs_its_request_nor_stops_the_nex
     # (delivery timeout + 1 s) answers it; the polling task survives and serves the next one.
     assert (first, offset >= 0) == ("timeout", True)
     assert 1.3 <= waited < 5
+
+
+def test_a_spooled_record_kafka_refuses_for_good_is_parked_and_delivered_after_a_restart(
+    kafka: KafkaCluster, prefix: str, settings: Settings, tmp_path: Path
+) -> None:
+    builder = Runtime.from_settings(settings).builder
+    big_body = orjson.dumps({**orjson.loads(BODY), "unit21_id": 7001, "analyst_notes": "x" * 3000})
+    bodies = [BODY.replace(b"11532778", b"7000"), big_body, BODY.replace(b"11532778", b"7002")]
+    bodies.append(BODY.replace(b"11532778", b"7003"))
+    messages = [
+        builder.build(
+            b, parse(b), event_id=event_id(b), received_at_ms=1_700_000_000_000, signature_timestamp=1
+        )
+        for b in bodies
+    ]
+    spool_dir = tmp_path / "parked-spool"
+
+    async def wait_for_depth(spool: Spool, depth: int) -> float:
+        started = time.monotonic()
+        for _ in range(750):
+            if spool.depth() <= depth:
+                break
+            await asyncio.sleep(0.02)
+        return time.monotonic() - started
+
+    metrics = Metrics()
+
+    async def first_process() -> tuple[float, dict[str, Any]]:
+        spool = Spool(spool_dir, 1 << 20)
+        for m in messages[:3]:
+            await spool.append(m.topic, m.key, m.value, m.headers, m.event_id)
+        # This producer's message.max.bytes is below the big record: Kafka refuses it for good.
+        publisher = Publisher(
+            {**producer_config(settings), "message.max.bytes": 1000}, delivery_timeout=5, metrics=metrics
+        )
+        publisher.start()
+        drainer = Drainer(spool, publisher).start()
+        try:
+            await wait_for_depth(spool, 1)
+            await asyncio.sleep(3)  # retried all along, the refused record would push the backoff to 2-4 s
+            late = messages[3]
+            await spool.append(late.topic, late.key, late.value, late.headers, late.event_id)
+            took = await wait_for_depth(spool, 1)
+            detail = spool.detail()
+        finally:
+            await drainer.stop(grace=2)
+            publisher.close(5)
+        await spool.close()  # the parked record stays on disk for the next process
+        return took, detail
+
+    took, detail = asyncio.run(first_process())
+    refusals = value(
+        parse_metrics(metrics.render().decode()), "unit21_bridge_delivery_failures_total", reason="too_large"
+    )
+    assert refusals == 1  # tried once, then parked: not retried every backoff for 3 s
+    assert took < 1.0, f"a record spooled after the refusal waited {took:.2f} s"
+    assert (detail["depth"], detail["parked"]) == (1, 1)
+    delivered = read_topic(kafka.bootstrap_servers, f"{prefix}alert", 3)
+    assert {r.headers["event_id"].decode() for r in delivered} == {messages[i].event_id for i in (0, 2, 3)}
+
+    async def next_process() -> int:
+        spool = Spool(spool_dir, 1 << 20)  # adopts the earlier file, parked record included
+        publisher = Publisher(producer_config(settings), delivery_timeout=5)
+        publisher.start()
+        drainer = Drainer(spool, publisher).start()
+        try:
+            await wait_for_depth(spool, 0)
+        finally:
+            await drainer.stop(grace=2)
+            publisher.close(5)
+        depth = spool.depth()
+        await spool.close()
+        return depth
+
+    assert asyncio.run(next_process()) == 0
+    records = read_topic(kafka.bootstrap_servers, f"{prefix}alert", 4)
+    by_id = {r.headers["event_id"].decode(): r for r in records}
+    assert by_id[messages[1].event_id].value == messages[1].value
