@@ -116,7 +116,7 @@ def _check_producer_config(settings: Settings) -> None:
     """Fail before binding the port when a KAFKA_* property is unknown or invalid."""
     from confluent_kafka import KafkaException, Producer
 
-    from bridge.publisher import producer_config
+    from bridge.publisher import body_limit_warning, producer_config
 
     try:
         Producer(producer_config(settings)).flush(0)
@@ -124,6 +124,9 @@ def _check_producer_config(settings: Settings) -> None:
         raise ConfigError(
             f"invalid Kafka setting: {exc.args[0].str()} (check the KAFKA_* variables)"
         ) from None
+    warning = body_limit_warning(settings)
+    if warning is not None:
+        logging.getLogger("bridge.cli").warning(warning)
 
 
 # -- dev ----------------------------------------------------------------------------------

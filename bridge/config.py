@@ -58,7 +58,13 @@ class Settings(BaseSettings):
     signature_tolerance_seconds: int = Field(
         default=300, ge=1, validation_alias="BRIDGE_SIGNATURE_TOLERANCE_SECONDS"
     )
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, validation_alias="BRIDGE_MAX_BODY_BYTES")
+    max_body_bytes: int = Field(
+        default=900 * 1024,
+        ge=1024,
+        validation_alias="BRIDGE_MAX_BODY_BYTES",
+        description="Larger bodies get 413 without being read. The default leaves room under Kafka's "
+        "message.max.bytes (librdkafka: 1,000,000) for a dead-letter record, which carries the whole body.",
+    )
     delivery_timeout_seconds: float = Field(
         default=2.0,
         gt=0,

@@ -90,6 +90,24 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
+# A dead-letter or unrecognized record carries the whole body plus the request headers,
+# the validation errors and the bridge's metadata.
+RECORD_OVERHEAD_BYTES = 64 * 1024
+
+
+def body_limit_warning(settings: Settings) -> str | None:
+    """Why a body the HTTP limit accepts could make a record Kafka refuses, or None."""
+    limit = int(producer_config(settings).get("message.max.bytes", 1_000_000))
+    if settings.max_body_bytes + RECORD_OVERHEAD_BYTES <= limit:
+        return None
+    return (
+        f"BRIDGE_MAX_BODY_BYTES={settings.max_body_bytes} leaves less than {RECORD_OVERHEAD_BYTES} bytes "
+        f"under Kafka's message.max.bytes={limit}: a body near the limit can make a record Kafka refuses "
+        "(answered 413 record_too_large). Lower BRIDGE_MAX_BODY_BYTES or raise KAFKA_MESSAGE_MAX_BYTES "
+        "and the topics' max.message.bytes."
+    )
+
+
 @dataclass
 class ReadyState:
     ready: bool

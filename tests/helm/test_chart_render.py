@@ -372,7 +372,7 @@ def test_values_reach_the_app_with_the_right_names(render: RenderFn) -> None:
     defaults = {k: v.get("value") for k, v in render({}).env_sources().items()}
     assert defaults["BRIDGE_TOPIC_PREFIX"] == "unit21."
     assert defaults["BRIDGE_SIGNATURE_TOLERANCE_SECONDS"] == "300"
-    assert defaults["BRIDGE_MAX_BODY_BYTES"] == "1048576"
+    assert defaults["BRIDGE_MAX_BODY_BYTES"] == "921600"
     assert defaults["BRIDGE_SHUTDOWN_GRACE_SECONDS"] == "20"
     assert defaults["OTEL_SDK_DISABLED"] == "true"
 

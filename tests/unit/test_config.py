@@ -11,7 +11,7 @@ def test_defaults_match_the_documented_ones() -> None:
     settings = Settings.from_env({})
     assert settings.topic_prefix == "unit21."
     assert settings.signature_tolerance_seconds == 300
-    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.max_body_bytes == 900 * 1024
     assert settings.webhook_secrets == ()
 
 

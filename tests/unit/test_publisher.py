@@ -50,3 +50,14 @@ def test_an_answer_never_waits_past_the_safety_deadline() -> None:
     assert error.reason == "timeout"
     assert 1.1 <= waited < 3.0
     assert publisher.connected is False
+
+
+def test_the_default_body_limit_fits_kafkas_default_message_size() -> None:
+    from bridge.config import Settings
+    from bridge.publisher import body_limit_warning
+
+    assert body_limit_warning(Settings.from_env({})) is None
+    warning = body_limit_warning(Settings.from_env({"BRIDGE_MAX_BODY_BYTES": "1048576"}))
+    assert warning is not None and "message.max.bytes=1000000" in warning
+    raised = {"BRIDGE_MAX_BODY_BYTES": "1048576", "KAFKA_MESSAGE_MAX_BYTES": "2097152"}
+    assert body_limit_warning(Settings.from_env(raised)) is None
