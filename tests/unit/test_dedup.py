@@ -54,7 +54,10 @@ def test_a_zero_window_turns_it_off() -> None:
     assert recent.get("a") is None
 
 
-def test_a_concurrent_duplicate_waits_for_the_first_and_gets_its_answer() -> None:
+def concurrent_copies(*attempts: tuple[str, bool], then: tuple[str, bool] | None = None) -> list[str]:
+    """Copies of one webhook handled at once (name, whether its delivery succeeds), and
+    optionally one more after they finished; returns what each one did, in order."""
+
     async def scenario() -> list[str]:
         recent = RecentDeliveries(600, 10)
         log: list[str] = []
@@ -69,10 +72,16 @@ def test_a_concurrent_duplicate_waits_for_the_first_and_gets_its_answer() -> Non
                 if succeed:
                     recent.remember("id", name.encode())
 
-        await asyncio.gather(request("first", True), request("second", True), request("third", True))
+        await asyncio.gather(*(request(name, succeed) for name, succeed in attempts))
+        if then is not None:
+            await request(*then)
         return log
 
-    assert asyncio.run(scenario()) == [
+    return asyncio.run(scenario())
+
+
+def test_a_concurrent_duplicate_waits_for_the_first_and_gets_its_answer() -> None:
+    assert concurrent_copies(("first", True), ("second", True), ("third", True)) == [
         "first: delivering",
         "second: duplicate of first",
         "third: duplicate of first",
@@ -80,46 +89,15 @@ def test_a_concurrent_duplicate_waits_for_the_first_and_gets_its_answer() -> Non
 
 
 def test_a_failed_first_attempt_leaves_nothing_and_the_retry_delivers() -> None:
-    async def scenario() -> list[str]:
-        recent = RecentDeliveries(600, 10)
-        log: list[str] = []
-
-        async def request(name: str, succeed: bool) -> None:
-            async with recent.claim("id") as earlier:
-                if earlier is not None:
-                    log.append(f"{name}: duplicate")
-                    return
-                log.append(f"{name}: delivering")
-                await asyncio.sleep(0.05)
-                if succeed:
-                    recent.remember("id", b"")
-
-        await asyncio.gather(request("first", False), request("second", True))
-        await request("third", True)
-        return log
-
-    assert asyncio.run(scenario()) == ["first: delivering", "second: delivering", "third: duplicate"]
+    assert concurrent_copies(("first", False), ("second", True), then=("third", True)) == [
+        "first: delivering",
+        "second: delivering",
+        "third: duplicate of second",
+    ]
 
 
 def test_waiters_on_a_failed_first_attempt_take_turns() -> None:
-    async def scenario() -> list[str]:
-        recent = RecentDeliveries(600, 10)
-        log: list[str] = []
-
-        async def request(name: str, succeed: bool) -> None:
-            async with recent.claim("id") as earlier:
-                if earlier is not None:
-                    log.append(f"{name}: duplicate of {earlier.decode()}")
-                    return
-                log.append(f"{name}: delivering")
-                await asyncio.sleep(0.05)
-                if succeed:
-                    recent.remember("id", name.encode())
-
-        await asyncio.gather(request("first", False), request("second", True), request("third", True))
-        return log
-
-    assert asyncio.run(scenario()) == [
+    assert concurrent_copies(("first", False), ("second", True), ("third", True)) == [
         "first: delivering",
         "second: delivering",
         "third: duplicate of second",
