@@ -252,12 +252,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 
     from bridge.codec import DecodeError
     from bridge.detect import DetectingCodec
     from bridge.messages import MessageBuilder
     from bridge.schemas import SchemaSet
+    from bridge.topics import assigned_consumer
 
     settings = cluster_settings(args, "tail")
     if settings is None:
@@ -266,23 +267,14 @@ def cmd_tail(args: argparse.Namespace) -> int:
     schemas = SchemaSet.load()
     codec = DetectingCodec(schemas, settings)  # single-object or Confluent framing, by the first byte
     builder = MessageBuilder(schemas, codec, settings.topic_prefix)
-    consumer = Consumer(
-        {
-            **client_config(settings),
-            "group.id": f"unit21-bridge-tail-{secrets.token_hex(4)}",
-            "enable.auto.commit": False,
-        }
-    )
+    start = OFFSET_END if args.from_end else OFFSET_BEGINNING
     try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        info = metadata.topics.get(topic)
-        if info is None or info.error is not None or not info.partitions:
-            print(f"unit21-bridge tail: topic {topic} does not exist", file=sys.stderr)
-            return 2
-        start = OFFSET_END if args.from_end else OFFSET_BEGINNING
-        partitions = [TopicPartition(topic, p, start) for p in sorted(info.partitions)]
-        ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in partitions}
-        consumer.assign(partitions)
+        consumer, watermarks = assigned_consumer(client_config(settings), topic, "tail", start)
+    except LookupError as exc:
+        print(f"unit21-bridge tail: {exc}", file=sys.stderr)
+        return 2
+    try:
+        ends = {partition: high for partition, (_, high) in watermarks.items()}
         remaining = {p for p, high in ends.items() if high > 0} if not args.from_end else set()
         printed = 0
         deadline = time.monotonic() + args.timeout if args.timeout else None

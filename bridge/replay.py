@@ -12,7 +12,6 @@ twice, under the same `event_id`, which consumers already dedupe on (docs/delive
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, Producer
 
 from bridge import routes
 from bridge.codec import DecodeError, SingleObjectCodec
@@ -29,6 +28,7 @@ from bridge.messages import MessageBuilder, OutgoingMessage
 from bridge.payload import PayloadError, parse
 from bridge.publisher import producer_config
 from bridge.schemas import SchemaSet
+from bridge.topics import assigned_consumer
 
 # A replay is not answering an HTTP request: give the broker time rather than fail fast.
 REPLAY_DELIVERY_TIMEOUT_MS = 60_000
@@ -66,25 +66,9 @@ class ReplaySummary:
 
 def read_to_end(client_config: dict[str, Any], topic: str, timeout: float = 60.0) -> Iterator[bytes]:
     """The value of every record of `topic`, from the beginning to its end when the call started."""
-    consumer = Consumer(
-        {
-            **client_config,
-            "group.id": f"unit21-bridge-replay-{secrets.token_hex(4)}",
-            "enable.auto.commit": False,
-        }
-    )
+    consumer, watermarks = assigned_consumer(client_config, topic, "replay", OFFSET_BEGINNING)
     try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        info = metadata.topics.get(topic)
-        if info is None or info.error is not None or not info.partitions:
-            raise LookupError(f"topic {topic} does not exist")
-        partitions = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(info.partitions)]
-        ends: dict[int, int] = {}
-        for tp in partitions:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            if high > low:
-                ends[tp.partition] = high
-        consumer.assign(partitions)
+        ends = {partition: high for partition, (low, high) in watermarks.items() if high > low}
         deadline = time.monotonic() + timeout
         while ends:
             if time.monotonic() > deadline:

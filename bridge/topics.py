@@ -1,11 +1,12 @@
-"""Create the bridge's topics (idempotently) with an AdminClient."""
+"""Create the bridge's topics (idempotently) with an AdminClient; read one with an assigned consumer."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 
@@ -44,3 +45,30 @@ def create_topics(
     if errors:
         raise RuntimeError("could not create topics: " + "; ".join(errors))
     return result
+
+
+def assigned_consumer(
+    client_config: Mapping[str, Any], topic: str, purpose: str, start: int
+) -> tuple[Consumer, dict[int, tuple[int, int]]]:
+    """A consumer assigned to every partition of `topic` from offset `start` (no group, nothing
+    committed), and each partition's (low, high) watermarks when it was assigned.
+
+    Raises LookupError when the topic does not exist; the caller closes the consumer."""
+    consumer = Consumer(
+        {
+            **client_config,
+            "group.id": f"unit21-bridge-{purpose}-{secrets.token_hex(4)}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        info = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if info is None or info.error is not None or not info.partitions:
+            raise LookupError(f"topic {topic} does not exist")
+        partitions = [TopicPartition(topic, p, start) for p in sorted(info.partitions)]
+        watermarks = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10) for tp in partitions}
+        consumer.assign(partitions)
+    except BaseException:
+        consumer.close()
+        raise
+    return consumer, watermarks
