@@ -50,6 +50,17 @@ def cluster_settings(args: argparse.Namespace, command: str) -> Settings | None:
 
 # -- serve --------------------------------------------------------------------------------
 
+# uvicorn settings shared by `serve`, `dev` and the benchmark's comparison apps (bench/apps).
+UVICORN_OPTIONS: dict[str, Any] = {
+    # Named, not "auto": without uvloop or httptools uvicorn would fall back silently to the
+    # pure-Python loop and parser, at a fraction of the throughput.
+    "loop": "uvloop",
+    "http": "httptools",
+    "log_config": None,  # logging is configured by configure_logging
+    "access_log": False,  # the bridge logs its own line per webhook
+    "server_header": False,
+}
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -74,13 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         workers=workers,
-        # Named, not "auto": without uvloop or httptools uvicorn would fall back silently to the
-        # pure-Python loop and parser, at a fraction of the throughput.
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        server_header=False,
+        **UVICORN_OPTIONS,
         # In-flight requests get this long after SIGTERM; the lifespan then stops the drainer
         # and flushes the producer within what is left (bridge/app.py).
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
@@ -188,10 +193,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             create_app(settings),
             host=args.host,
             port=args.port,
-            loop="uvloop",
-            http="httptools",
-            log_config=None,
-            access_log=False,
+            **UVICORN_OPTIONS,
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
     finally:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import uvicorn
 
+from bridge.cli import UVICORN_OPTIONS
+
 
 def main() -> None:
     name, port, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -19,11 +21,7 @@ def main() -> None:
         host="127.0.0.1",
         port=port,
         workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        server_header=False,
+        **UVICORN_OPTIONS,
     )
 
 
