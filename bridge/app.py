@@ -56,6 +56,8 @@ log = logging.getLogger("bridge.app")
 WEBHOOK_PATH = "/webhooks/unit21"
 RETRY_AFTER_SECONDS = "1"
 _JSON_TYPES = (b"application/json",)
+# Spool reasons for which the record goes to the spool without a produce attempt.
+_SPOOLED_UNTRIED = frozenset({"key_in_spool", "kafka_disconnected"})
 
 # A component's readiness (kafka, and the spool or registry when present): `ready` plus the
 # fields it adds to the /readyz detail, e.g. {"kafka": "connected", "brokers": 3}.
@@ -319,12 +321,6 @@ class WebhookEndpoint:
         with self.runtime.tracing.publish(message.topic) as span:
             # With tracing on the record carries W3C trace context; a spooled copy carries the same.
             headers = [*message.headers, *span.headers]
-            refusal = publisher.refuses(message.key, message.value, headers) if spool is not None else None
-            if refusal is not None:  # would be spooled, then refused by Kafka on every retry
-                span.fail(f"{refusal.reason}: {refusal.detail}")
-                context["error"] = f"kafka:{refusal.reason}"
-                context["detail"] = refusal.detail
-                return _refused_by_kafka(message, refusal)
             if spool is not None and spool.holds(message.topic, message.key):
                 reason = "key_in_spool"  # publishing now would overtake the earlier record of this key
             elif spool is not None and not publisher.connected:
@@ -337,9 +333,7 @@ class WebhookEndpoint:
                     if exc.permanent:
                         # Spooled, it would be retried forever behind a 2xx; answered non-2xx,
                         # the sender and the operator both see why.
-                        context["error"] = f"kafka:{exc.reason}"
-                        context["detail"] = exc.detail
-                        return _refused_by_kafka(message, exc)
+                        return _refused_by_kafka(message, exc, context)
                     if exc.reason == "queue_full" or spool is None:
                         context["error"] = f"kafka:{exc.reason}"
                         context["detail"] = exc.detail
@@ -356,6 +350,12 @@ class WebhookEndpoint:
                         messaging__kafka__offset=delivery.offset,
                     )
                     return self._acknowledged(message, delivery, context)
+            if reason in _SPOOLED_UNTRIED:
+                # Not offered to Kafka yet: refuse now what produce() would refuse on every retry.
+                refusal = publisher.refuses(message.key, message.value, headers)
+                if refusal is not None:
+                    span.fail(f"{refusal.reason}: {refusal.detail}")
+                    return _refused_by_kafka(message, refusal, context)
             span.set(unit21__spooled=reason)
             try:
                 await spool.append(message.topic, message.key, message.value, headers, message.event_id)
@@ -389,7 +389,9 @@ def _unavailable(message: OutgoingMessage, error: str, detail: str) -> Response:
     )
 
 
-def _refused_by_kafka(message: OutgoingMessage, exc: PublishError) -> Response:
+def _refused_by_kafka(message: OutgoingMessage, exc: PublishError, context: dict[str, Any]) -> Response:
+    context["error"] = f"kafka:{exc.reason}"
+    context["detail"] = exc.detail
     if exc.reason == "too_large":
         detail = (
             f"Kafka refuses the {len(message.value)}-byte record for {message.topic} as too large "
