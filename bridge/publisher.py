@@ -63,6 +63,11 @@ class PublishError(Exception):
 PERMANENT_REASONS = frozenset({"too_large", "rejected"})
 
 
+def message_max_bytes(config: dict[str, Any]) -> int:
+    """The largest record produce() accepts under `config` (librdkafka's default: 1,000,000)."""
+    return int(config.get("message.max.bytes", 1_000_000))
+
+
 def producer_config(settings: Settings) -> dict[str, Any]:
     """librdkafka settings; the first block is what makes a 2xx mean 'in Kafka'."""
     config: dict[str, Any] = {
@@ -97,7 +102,7 @@ RECORD_OVERHEAD_BYTES = 64 * 1024
 
 def body_limit_warning(settings: Settings) -> str | None:
     """Why a body the HTTP limit accepts could make a record Kafka refuses, or None."""
-    limit = int(producer_config(settings).get("message.max.bytes", 1_000_000))
+    limit = message_max_bytes(producer_config(settings))
     if settings.max_body_bytes + RECORD_OVERHEAD_BYTES <= limit:
         return None
     return (
@@ -124,9 +129,9 @@ class Publisher:
         self._config["error_cb"] = self._on_error
         self._config["logger"] = logging.getLogger("bridge.librdkafka")
         self._delivery_timeout = delivery_timeout
-        # librdkafka's own limit (its default: 1,000,000), checked before a record is spooled:
-        # a record produce() would refuse must not wait on disk to be refused forever.
-        self.max_message_bytes = int(self._config.get("message.max.bytes", 1_000_000))
+        # Checked before a record is spooled without a produce attempt: a record produce() would
+        # refuse must not wait on disk to be refused forever.
+        self.max_message_bytes = message_max_bytes(self._config)
         self._producer = self._new_producer()
         self._lock = threading.Lock()
         self._stopping = False

@@ -260,9 +260,9 @@ class Spool:
         self._flush_scheduled = False
         self._written = asyncio.Event()  # set when records are committed; the drainer waits on it
         self._refused = False  # a record was refused for lack of room, and nothing was freed since
-        # seq -> why: records Kafka refuses for good (too large for the topic, invalid). They stay
-        # on disk, skipped by the drainer until this process ends; the next one tries them again.
-        self._parked: dict[int, str] = {}
+        # seqs of records Kafka refuses for good (too large for the topic, invalid). They stay on
+        # disk, skipped by the drainer until this process ends; the next one tries them again.
+        self._parked: set[int] = set()
         self._closed = False
         self._absorb(self._adopt_orphans())  # start-up: blocking is fine, nothing is served yet
         self.report()
@@ -381,7 +381,7 @@ class Spool:
 
     def park(self, record: SpooledRecord, reason: str) -> None:
         """Stop sending a record Kafka refuses for good; it stays in the spool (and on disk)."""
-        self._parked[record.seq] = reason
+        self._parked.add(record.seq)
         log.error(
             "spool: Kafka refuses the record for good (%s); it stays in %s, parked until the bridge "
             "restarts. Fix the cause (e.g. the topic's max.message.bytes), then restart to retry it.",
@@ -403,7 +403,7 @@ class Spool:
             return
         oldest = await self._run(self._store.delete, [r.seq for r in records])
         for record in records:
-            self._parked.pop(record.seq, None)
+            self._parked.discard(record.seq)
         self._forget([(r.topic, r.key, r.size) for r in records])
         if self._count:
             self._oldest = oldest if oldest is not None else self._oldest
