@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
+from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import orjson
@@ -37,26 +37,9 @@ def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
 class JsonFormatter(logging.Formatter):
     """`{"ts": ..., "level": ..., "logger": ..., "message": ..., <extra fields>}` on one line."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        # The webhook line is written once per request: the date and time up to the second
-        # are formatted once per second (same text as datetime.isoformat(timespec="milliseconds")).
-        self._second = -1
-        self._second_text = ""
-
-    def timestamp(self, created: float) -> str:
-        second = int(created)
-        micros = round((created - second) * 1_000_000)  # rounded like datetime.fromtimestamp
-        if micros >= 1_000_000:
-            second, micros = second + 1, micros - 1_000_000
-        if second != self._second:
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._second_text}.{micros // 1000:03d}+00:00"
-
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": self.timestamp(record.created),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -90,13 +73,6 @@ def make_formatter(fmt: LogFormat) -> logging.Formatter:
 
 
 def configure_logging(level: str = "INFO", fmt: LogFormat = "text", stream: TextIO | None = None) -> None:
-    # Neither format prints the caller, thread or process of a record, and collecting them
-    # costs about a quarter of a record's time: the switches from the logging HOWTO's
-    # "Optimization" section turn that off (the webhook line is logged once per request).
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(make_formatter(fmt))
     logging.basicConfig(level=level, handlers=[handler], force=True)
