@@ -533,34 +533,14 @@ def run_with_broker_rtt(
         [sys.executable, str(HERE / "latency.py"), str(proxy_port), str(broker.port), one_way],
         preexec_fn=pin_load,
     )
-    rounds: list[dict[str, Any]] = []
     try:
         wait_port(proxy_port)
-        bootstrap = broker.bootstrap_servers
-        with contextlib.ExitStack() as stack:
-            print(
-                f"bench: naive and bridge with a {args.broker_rtt_ms:g} ms broker round trip...", flush=True
-            )
-            measures: dict[str, Measure] = {
-                "naive": stack.enter_context(naive(args, 1, source, bootstrap, run_id + "-rtt")),
-                "bridge": stack.enter_context(
-                    the_bridge(args, 1, source, bootstrap, run_id + "-rtt")
-                ).measure,
-            }
-            for number in range(1, args.rounds + 1):
-                this_round = {name: measure(number) for name, measure in measures.items()}
-                print(
-                    f"bench:   round {number}/{args.rounds}: naive {this_round['naive']['rps']:,.0f}, "
-                    f"bridge {this_round['bridge']['rps']:,.0f} req/s",
-                    flush=True,
-                )
-                rounds.append(this_round)
-        results = {name: median_run([r[name] for r in rounds]) for name in ("naive", "bridge")}
+        print(f"bench: naive and bridge with a {args.broker_rtt_ms:g} ms broker round trip...", flush=True)
+        return run_workers(args, 1, {"naive", "bridge"}, source, broker.bootstrap_servers, run_id + "-rtt")
     finally:
         proxy.terminate()
         proxy.wait(timeout=10)
         broker.stop()
-    return results, rounds
 
 
 # -- report -------------------------------------------------------------------------------
