@@ -583,19 +583,19 @@ class Drainer:
             *(self.publisher.publish(r.topic, r.key, r.value, r.headers) for r in batch),
             return_exceptions=True,
         )
-        acked = [r for r, result in zip(batch, results, strict=True) if not isinstance(result, BaseException)]
-        await self.spool.remove(acked)
-        self._run_count += len(acked)
-        failed = []
+        acked: list[SpooledRecord] = []
+        failed: list[BaseException] = []
         for record, result in zip(batch, results, strict=True):
             if not isinstance(result, BaseException):
-                continue
-            if getattr(result, "permanent", False):
+                acked.append(record)
+            elif getattr(result, "permanent", False):
                 # Retrying cannot help, and counting it as a failure would hold the whole spool
                 # at the longest backoff.
                 self.spool.park(record, f"{getattr(result, 'reason', '')}: {result}")
             else:
                 failed.append(result)
+        await self.spool.remove(acked)
+        self._run_count += len(acked)
         if failed:
             reasons = Counter(getattr(exc, "reason", type(exc).__name__) for exc in failed)
             log.warning(
