@@ -382,6 +382,50 @@ def kafka_limit(
     yield measure
 
 
+@contextlib.contextmanager
+def steps(
+    args: argparse.Namespace, workers: int, source: Bodies, bootstrap: str, run_id: str, *, kafka: bool
+) -> Iterator[Measure]:
+    """bench/apps/steps.py: the bridge's essential steps only, without (kafka=False) or with
+    the produce and its ack. Two rows that split the bridge's cost (bench/README.md)."""
+    prefix = f"bench-{run_id}-steps{'-kafka' if kafka else ''}-{workers}w."
+    counter: RecordCounter | None = None
+    if kafka:
+        create_topics(bootstrap, prefix)
+        counter = RecordCounter(bootstrap, prefix)
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "UNIT21_WEBHOOK_SECRETS": SECRET,
+        "BRIDGE_TOPIC_PREFIX": prefix,
+        "BENCH_STEPS_KAFKA": "1" if kafka else "0",
+    }
+    cmd = [sys.executable, str(HERE / "apps" / "serve.py"), "steps", str(port), str(workers)]
+    expected = {"rps": 8000.0 if not kafka else 5000.0}
+
+    def measure(_round: int) -> dict[str, Any]:
+        runs = []
+        for connections in args.connections:
+            requests = source.file(int(expected["rps"] * args.duration * 1.3) + 1000)
+            if counter is not None:
+                runs.append(_checked_run(port, counter, requests, connections, args.duration))
+            else:
+                runs.append(wrk(port, requests, connections, args.duration))
+        top = best(runs)
+        expected["rps"] = max(1000.0, top["rps"] * 1.5)
+        return top
+
+    try:
+        with server(cmd, env, f"steps{'-kafka' if kafka else ''}-{workers}w"):
+            wait_ready(port)
+            wrk(port, source.file(int(expected["rps"] * args.warmup) + 1000), 16, args.warmup)
+            yield measure
+    finally:
+        if counter is not None:
+            counter.close()
+
+
 def _checked_run(
     port: int,
     counter: RecordCounter,
@@ -498,6 +542,14 @@ def run_workers(
             )
         if "naive" in scenarios:
             measures["naive"] = stack.enter_context(naive(args, workers, source, bootstrap, run_id))
+        if "steps" in scenarios:
+            measures["steps"] = stack.enter_context(
+                steps(args, workers, source, bootstrap, run_id, kafka=False)
+            )
+        if "essentials" in scenarios:
+            measures["essentials"] = stack.enter_context(
+                steps(args, workers, source, bootstrap, run_id, kafka=True)
+            )
         if "bridge" in scenarios:
             bridge = stack.enter_context(the_bridge(args, workers, source, bootstrap, run_id))
             measures["bridge"] = bridge.measure
@@ -549,6 +601,8 @@ LABELS = {
     "http_limit": "HTTP limit (bare Starlette)",
     "kafka_limit": "Kafka limit (raw producer)",
     "naive": "Naive (produce+flush)",
+    "steps": "Bridge steps, no Kafka",
+    "essentials": "Bridge essentials (steps + Kafka ack)",
     "bridge": "Bridge (end to end)",
     "bridge_half_load": "Bridge @ half max rate",
 }
@@ -585,15 +639,28 @@ def _median(values: list[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
+# (numerator, denominator, name): the two targets first, then the breakdown of the bridge's cost.
+RATIOS = (
+    ("bridge", "http_limit", "bridge_over_http"),
+    ("bridge", "naive", "bridge_over_naive"),
+    ("steps", "http_limit", "steps_over_http"),
+    ("essentials", "http_limit", "essentials_over_http"),
+    ("steps", "naive", "steps_over_naive"),
+    ("bridge", "essentials", "bridge_over_essentials"),
+)
+
+
 def ratios(results: dict[str, dict[str, Any]], rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Ratios inside each round (measured minutes apart at most), then their median."""
     out: dict[str, Any] = {}
     for workers, s in results.items():
         if "bridge" not in s:
             continue
-        for other, key in (("http_limit", "bridge_over_http"), ("naive", "bridge_over_naive")):
+        for this, other, key in RATIOS:
             per_round = [
-                r["bridge"]["rps"] / r[other]["rps"] for r in rounds[workers] if r.get(other, {}).get("rps")
+                r[this]["rps"] / r[other]["rps"]
+                for r in rounds[workers]
+                if this in r and r.get(other, {}).get("rps")
             ]
             if per_round:
                 out[f"{key}_{workers}w"] = round(_median(per_round), 3)
@@ -647,7 +714,13 @@ def main() -> int:
         "--rounds", type=int, default=3, help="interleaved rounds of every scenario; the median is reported"
     )
     parser.add_argument("--workers", default="1,2")
-    parser.add_argument("--scenarios", default="http_limit,kafka_limit,naive,bridge")
+    parser.add_argument("--scenarios", default="http_limit,kafka_limit,naive,steps,essentials,bridge")
+    parser.add_argument(
+        "--breakdown-workers",
+        default="1",
+        help="worker counts at which the two breakdown rows (steps, essentials) run; they explain "
+        "the bridge's cost and add ~1.5 minutes per worker count",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()
     # The harness's own Kafka consumer (the record counter) fetches in librdkafka threads even
@@ -678,9 +751,11 @@ def main() -> int:
     rtt_results: dict[str, Any] = {}
     rtt_rounds: list[dict[str, Any]] = []
     try:
+        breakdown_workers = {int(w) for w in args.breakdown_workers.split(",") if w}
         for workers in (int(w) for w in args.workers.split(",")):
+            chosen = scenarios if workers in breakdown_workers else scenarios - {"steps", "essentials"}
             results[str(workers)], rounds[str(workers)] = run_workers(
-                args, workers, scenarios, source, bootstrap, run_id
+                args, workers, chosen, source, bootstrap, run_id
             )
         if broker is not None and args.broker_rtt_ms > 0 and {"naive", "bridge"} <= scenarios:
             rtt_results, rtt_rounds = run_with_broker_rtt(args, source, run_id)

@@ -1,6 +1,6 @@
 """Run a benchmark app under the bridge's own uvicorn settings (`unit21-bridge serve`).
 
-usage: python bench/apps/serve.py {bare,naive} PORT WORKERS
+usage: python bench/apps/serve.py {bare,naive,steps} PORT WORKERS
 """
 
 from __future__ import annotations
