@@ -382,48 +382,14 @@ def kafka_limit(
     yield measure
 
 
-@contextlib.contextmanager
-def steps(
-    args: argparse.Namespace, workers: int, source: Bodies, bootstrap: str, run_id: str, *, kafka: bool
-) -> Iterator[Measure]:
-    """bench/apps/steps.py: the bridge's essential steps only, without (kafka=False) or with
-    the produce and its ack. Two rows that split the bridge's cost (bench/README.md)."""
-    prefix = f"bench-{run_id}-steps{'-kafka' if kafka else ''}-{workers}w."
-    counter: RecordCounter | None = None
-    if kafka:
-        create_topics(bootstrap, prefix)
-        counter = RecordCounter(bootstrap, prefix)
-    port = free_port()
-    env = {
+def signed_env(bootstrap: str, prefix: str) -> dict[str, str]:
+    """The environment of a server that verifies the benchmark's signatures and writes under `prefix`."""
+    return {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "UNIT21_WEBHOOK_SECRETS": SECRET,
         "BRIDGE_TOPIC_PREFIX": prefix,
-        "BENCH_STEPS_KAFKA": "1" if kafka else "0",
     }
-    cmd = [sys.executable, str(HERE / "apps" / "serve.py"), "steps", str(port), str(workers)]
-    expected = {"rps": 8000.0 if not kafka else 5000.0}
-
-    def measure(_round: int) -> dict[str, Any]:
-        runs = []
-        for connections in args.connections:
-            requests = source.file(int(expected["rps"] * args.duration * 1.3) + 1000)
-            if counter is not None:
-                runs.append(_checked_run(port, counter, requests, connections, args.duration))
-            else:
-                runs.append(wrk(port, requests, connections, args.duration))
-        top = best(runs)
-        expected["rps"] = max(1000.0, top["rps"] * 1.5)
-        return top
-
-    try:
-        with server(cmd, env, f"steps{'-kafka' if kafka else ''}-{workers}w"):
-            wait_ready(port)
-            wrk(port, source.file(int(expected["rps"] * args.warmup) + 1000), 16, args.warmup)
-            yield measure
-    finally:
-        if counter is not None:
-            counter.close()
 
 
 def _checked_run(
@@ -453,23 +419,34 @@ def _checked_run(
 class BridgeBench:
     """The running bridge: `measure` at full load once per round, then `half_load` once."""
 
-    def __init__(self, args: argparse.Namespace, port: int, counter: RecordCounter, source: Bodies) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        port: int,
+        counter: RecordCounter | None,
+        source: Bodies,
+        expected_rps: float = 5000.0,
+    ) -> None:
         self.args = args
         self.port = port
-        self.counter = counter
+        self.counter = counter  # None: nothing is produced, so there is nothing to look up
         self.source = source
-        self.expected_rps = 5000.0  # sizes the request files: every request of a run is distinct
+        self.expected_rps = expected_rps  # sizes the request files: every request of a run is distinct
 
     def measure(self, _round: int) -> dict[str, Any]:
         runs = []
         for connections in self.args.connections:
             requests = self.source.file(int(self.expected_rps * self.args.duration * 1.3) + 1000)
-            runs.append(_checked_run(self.port, self.counter, requests, connections, self.args.duration))
+            if self.counter is None:
+                runs.append(wrk(self.port, requests, connections, self.args.duration))
+            else:
+                runs.append(_checked_run(self.port, self.counter, requests, connections, self.args.duration))
         top = best(runs)
         self.expected_rps = max(1000.0, top["rps"] * 1.5)
         return top
 
     def half_load(self, target: float) -> dict[str, Any]:
+        assert self.counter is not None
         """Latency at `target` req/s. wrk has no open-loop mode (wrk2 is not in Debian), so each
         of C connections pauses PAUSE_MS after every answer: the offered load is
         C * 1000 / (PAUSE_MS + latency). A short probe measures the latency at this load, then
@@ -492,10 +469,7 @@ def the_bridge(
     counter = RecordCounter(bootstrap, prefix)
     port = free_port()
     env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "UNIT21_WEBHOOK_SECRETS": SECRET,
-        "BRIDGE_TOPIC_PREFIX": prefix,
+        **signed_env(bootstrap, prefix),
         "BRIDGE_WORKERS": str(workers),
         "BRIDGE_PORT": str(port),
         "BRIDGE_HOST": "127.0.0.1",
@@ -509,6 +483,31 @@ def the_bridge(
             yield BridgeBench(args, port, counter, source)
     finally:
         counter.close()
+
+
+@contextlib.contextmanager
+def steps(
+    args: argparse.Namespace, workers: int, source: Bodies, bootstrap: str, run_id: str, *, kafka: bool
+) -> Iterator[Measure]:
+    """bench/apps/steps.py: the bridge's essential steps only, without (kafka=False) or with
+    the produce and its ack. Two rows that split the bridge's cost (bench/README.md)."""
+    name = f"steps{'-kafka' if kafka else ''}-{workers}w"
+    prefix = f"bench-{run_id}-{name}."
+    counter: RecordCounter | None = None
+    if kafka:
+        create_topics(bootstrap, prefix)
+        counter = RecordCounter(bootstrap, prefix)
+    port = free_port()
+    env = {**signed_env(bootstrap, prefix), "BENCH_STEPS_KAFKA": "1" if kafka else "0"}
+    cmd = [sys.executable, str(HERE / "apps" / "serve.py"), "steps", str(port), str(workers)]
+    try:
+        with server(cmd, env, name):
+            wait_ready(port)
+            wrk(port, source.file(int(5000 * args.warmup) + 1000), 16, args.warmup)
+            yield BridgeBench(args, port, counter, source, expected_rps=8000.0).measure
+    finally:
+        if counter is not None:
+            counter.close()
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
