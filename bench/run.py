@@ -1,6 +1,8 @@
 """`make bench`: the HTTP limit, the Kafka limit, a naive baseline and the bridge, side by side.
 
-One run on this machine, each scenario at 1 and 2 workers, printed as a table and written to
+Two breakdown rows (the bridge's steps without Kafka, and its essentials with the Kafka ack)
+split the bridge's cost. One run on this machine, each scenario at 1 and 2 workers (the
+breakdown at 1), printed as a table and written to
 bench/results/latest.json. The load generator (wrk) and the embedded broker are pinned to the
 first core, the servers and the raw producers to the others; with one core everything shares it.
 See bench/README.md for how to read the numbers.
