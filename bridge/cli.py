@@ -27,6 +27,7 @@ log = logging.getLogger("bridge.cli")
 
 DEFAULT_URL = "http://127.0.0.1:8080/webhooks/unit21"
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "webhooks"
+TAIL_QUIET_SECONDS = 0.5  # tail ends past the watermarks' end and this long without a record
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -278,14 +279,24 @@ def cmd_tail(args: argparse.Namespace) -> int:
     try:
         ends = {partition: high for partition, (_, high) in watermarks.items()}
         remaining = {p for p, high in ends.items() if high > 0} if not args.from_end else set()
+        # The watermarks say where to stop, but a broker may answer a high watermark short of
+        # its newest batch (Tansu answers the batch's first offset + 1). The rest of that batch
+        # comes in the same fetch, so once a record was read, reading goes on until nothing
+        # new has arrived for TAIL_QUIET_SECONDS.
+        last_read: float | None = None
         printed = 0
         deadline = time.monotonic() + args.timeout if args.timeout else None
-        while args.follow or remaining:
+        while (
+            args.follow
+            or remaining
+            or (last_read is not None and time.monotonic() - last_read < TAIL_QUIET_SECONDS)
+        ):
             if deadline is not None and time.monotonic() > deadline:
                 break
-            msg = consumer.poll(0.5)
+            msg = consumer.poll(0.5 if args.follow or remaining else 0.1)
             if msg is None:
                 continue
+            last_read = time.monotonic()
             error = msg.error()
             if error is not None:
                 print(f"unit21-bridge tail: {error.str()}", file=sys.stderr)

@@ -89,6 +89,38 @@ def test_send_then_tail_round_trip(served: tuple[str, dict[str, str]], prefix: s
     assert entity["value"]["bridge"]["action"] == "VERIFICATION_WORKFLOW_EXECUTED"
 
 
+def test_tail_prints_every_record_of_a_batch(kafka: KafkaCluster, prefix: str) -> None:
+    """Records produced together land in one batch, and a broker may answer a high watermark
+    short of that batch's end (Tansu: its first offset + 1): tail must not stop there."""
+    from confluent_kafka import Producer
+
+    from bridge.codec import SingleObjectCodec
+    from bridge.messages import MessageBuilder
+    from bridge.payload import event_id, parse
+    from bridge.schemas import SchemaSet
+
+    schemas = SchemaSet.load()
+    builder = MessageBuilder(schemas, SingleObjectCodec(schemas), prefix)
+    template = json.loads((EXAMPLES / "rule_created.json").read_text())
+    # A long linger and one key: the 20 records go out as one batch to one partition.
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "linger.ms": 500})
+    produced = []
+    for number in range(20):
+        body = json.dumps({**template, "unit21_id": 1000 + number}).encode()
+        message = builder.build(
+            body, parse(body), event_id=event_id(body), received_at_ms=0, signature_timestamp=None
+        )
+        assert message.topic == f"{prefix}rule", message.issues
+        producer.produce(message.topic, message.value, b"one-key", headers=message.headers)
+        produced.append(message.event_id)
+    assert producer.flush(20) == 0
+
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "BRIDGE_TOPIC_PREFIX": prefix}
+    tailed = run(["tail", "rule"], env)
+    assert tailed.returncode == 0, tailed.stderr
+    assert [json.loads(x)["headers"]["event_id"] for x in tailed.stdout.splitlines()] == produced
+
+
 def test_send_reports_rejections_with_exit_code(served: tuple[str, dict[str, str]]) -> None:
     base, env = served
     result = run(
