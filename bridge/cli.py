@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -379,6 +379,51 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     return 1 if summary.publish_failures else 0
 
 
+# -- spool --------------------------------------------------------------------------------
+
+
+def cmd_spool_list(args: argparse.Namespace) -> int:
+    from bridge.spool import SpoolError, list_spooled
+
+    directory = Path(args.dir) if args.dir else Settings.from_env().spool_dir
+    if not directory.is_dir():
+        print(f"unit21-bridge spool list: {directory} is not a directory", file=sys.stderr)
+        return 2
+    now = time.time()
+    count = size = 0
+    files: set[str] = set()
+    oldest: float | None = None
+    try:
+        for entry in list_spooled(directory):
+            count += 1
+            size += entry.size
+            files.add(entry.file)
+            oldest = entry.enqueued_at if oldest is None else min(oldest, entry.enqueued_at)
+            if args.limit and count > args.limit:
+                continue
+            headers = {name: value.decode("utf-8", "backslashreplace") for name, value in entry.headers}
+            line = {
+                "file": entry.file,
+                "seq": entry.seq,
+                "topic": entry.topic,
+                "key": entry.key.decode("utf-8", "backslashreplace"),
+                "event_id": entry.event_id,
+                "action": headers.get("action"),
+                "bytes": entry.size,
+                "enqueued_at": datetime.fromtimestamp(entry.enqueued_at, UTC).isoformat(timespec="seconds"),
+                "age_seconds": round(now - entry.enqueued_at, 1),
+            }
+            print(json.dumps(line), flush=True)
+    except SpoolError as exc:
+        print(f"unit21-bridge spool list: {exc}", file=sys.stderr)
+        return 1
+    age = "" if oldest is None else f"; the oldest waits for {now - oldest:.0f} s"
+    print(
+        f"{count} record(s), {size} bytes in {len(files)} spool file(s) in {directory}{age}", file=sys.stderr
+    )
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------
 
 
@@ -479,6 +524,18 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="topic config")
     create.set_defaults(func=cmd_topics_create)
     schema_cli.add_parser(sub)
+
+    spool = sub.add_parser("spool", help="inspect the disk spool")
+    spool_sub = spool.add_subparsers(dest="spool_command", required=True, metavar="SUBCOMMAND")
+    spool_list = spool_sub.add_parser(
+        "list",
+        help="print every record waiting in the spool as a JSON line (oldest first per file)",
+        description="Reads the spool files read-only while the bridge runs: no sqlite3 shell needed "
+        "in the container. A summary (records, bytes, files, oldest age) goes to stderr.",
+    )
+    spool_list.add_argument("--dir", help="the spool directory (default: BRIDGE_SPOOL_DIR)")
+    spool_list.add_argument("--limit", type=int, default=0, help="print at most this many records")
+    spool_list.set_defaults(func=cmd_spool_list)
 
     dlq = sub.add_parser("dlq", help="work with dead-lettered and unrecognized webhooks")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")

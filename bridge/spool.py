@@ -206,6 +206,45 @@ class _Store:
         self.db.close()
 
 
+@dataclass(frozen=True, slots=True)
+class SpoolEntry:
+    """One waiting record as `unit21-bridge spool list` shows it (no value: it is Avro)."""
+
+    file: str
+    seq: int
+    topic: str
+    key: bytes
+    event_id: str
+    headers: list[tuple[str, bytes]]
+    enqueued_at: float
+    size: int
+
+
+def list_spooled(directory: Path) -> Iterator[SpoolEntry]:
+    """Every record waiting in the spool files under `directory`, file by file in spool order.
+
+    Read-only and lock-free: the owning processes keep appending and draining meanwhile, so this
+    is a snapshot per file. A file adopted (deleted) between listing and opening is skipped."""
+    for db in sorted(directory.glob(f"{FILE_PREFIX}*{_DB_SUFFIX}")):
+        try:
+            connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        except sqlite3.OperationalError:
+            continue
+        try:
+            rows = connection.execute(
+                "SELECT seq, topic, key, event_id, headers, enqueued_at, size FROM records ORDER BY seq"
+            )
+            for seq, topic, key, event_id, headers, enqueued_at, size in rows:
+                yield SpoolEntry(
+                    db.name, seq, topic, key, event_id, decode_headers(headers), enqueued_at, size
+                )
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):  # a file whose process had not created it yet
+                raise SpoolError(f"{db}: {exc}") from exc
+        finally:
+            connection.close()
+
+
 def _lock(path: Path, *, create: bool) -> int | None:
     """An exclusive flock on `path`, or None when another live process holds it."""
     try:

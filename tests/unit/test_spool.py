@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -294,3 +295,47 @@ def test_drainer_stop_leaves_undelivered_records_on_disk(tmp_path: Path) -> None
 
     assert run(scenario()) == 3
     assert any(name.endswith(".db") for name in os.listdir(tmp_path))
+
+
+def test_spool_list_shows_live_and_orphaned_records_without_touching_them(tmp_path: Path) -> None:
+    """`unit21-bridge spool list` reads every spool file read-only: a live process's and a
+    killed one's (its WAL never checkpointed), which stays where it is for adoption."""
+    writer = tmp_path / "writer"
+    crashed = subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(writer), "3"], capture_output=True)
+    assert crashed.returncode == -signal.SIGKILL
+    directory = tmp_path / "spool"
+
+    async def scenario() -> tuple[subprocess.CompletedProcess[str], str, str]:
+        spool = Spool(directory, 1 << 20)
+        await fill(spool, 2, key=b"live-key")
+        for path in writer.iterdir():  # after start-up, so the live spool has not adopted it
+            path.rename(directory / path.name)
+        command = [sys.executable, "-m", "bridge", "spool", "list", "--dir", str(directory)]
+        listed = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True)
+        await fill(spool, 1, key=b"live-key")  # the live spool goes on working
+        assert spool.depth() == 3
+        await spool.remove(await spool.head(10, 1 << 20))
+        live = spool.path.name
+        await spool.close()
+        [orphan] = directory.glob("*.db")
+        return listed, live, orphan.name
+
+    listed, live, orphan = run(scenario())
+    assert listed.returncode == 0, listed.stderr
+    lines = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(x["seq"], x["event_id"], x["key"], x["action"]) for x in lines if x["file"] == live] == [
+        (1, "e0", "live-key", "ALERT_CREATED"),
+        (2, "e1", "live-key", "ALERT_CREATED"),
+    ]
+    assert [(x["seq"], x["event_id"], x["key"], x["topic"]) for x in lines if x["file"] == orphan] == [
+        (i + 1, f"e{i}", "k", "t.alert") for i in range(3)
+    ]
+    assert len(lines) == 5 and all(x["age_seconds"] >= 0 for x in lines)
+    assert "5 record(s)" in listed.stderr and "in 2 spool file(s)" in listed.stderr
+
+
+def test_spool_list_names_a_missing_directory(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bridge", "spool", "list", "--dir", str(tmp_path / "nowhere")]
+    listed = subprocess.run(command, capture_output=True, text=True)
+    assert listed.returncode == 2
+    assert "nowhere is not a directory" in listed.stderr
