@@ -383,7 +383,7 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_spool_list(args: argparse.Namespace) -> int:
-    from bridge.spool import SpoolError, list_spooled
+    from bridge.spool import SpoolError, list_spooled, spool_files
 
     directory = Path(args.dir) if args.dir else Settings.from_env().spool_dir
     if not directory.is_dir():
@@ -391,13 +391,12 @@ def cmd_spool_list(args: argparse.Namespace) -> int:
         return 2
     now = time.time()
     count = size = 0
-    files: set[str] = set()
+    files = len(spool_files(directory))
     oldest: float | None = None
     try:
         for entry in list_spooled(directory):
             count += 1
             size += entry.size
-            files.add(entry.file)
             oldest = entry.enqueued_at if oldest is None else min(oldest, entry.enqueued_at)
             if args.limit and count > args.limit:
                 continue
@@ -418,9 +417,7 @@ def cmd_spool_list(args: argparse.Namespace) -> int:
         print(f"unit21-bridge spool list: {exc}", file=sys.stderr)
         return 1
     age = "" if oldest is None else f"; the oldest waits for {now - oldest:.0f} s"
-    print(
-        f"{count} record(s), {size} bytes in {len(files)} spool file(s) in {directory}{age}", file=sys.stderr
-    )
+    print(f"{count} record(s), {size} bytes in {files} spool file(s) in {directory}{age}", file=sys.stderr)
     return 0
 
 

@@ -220,12 +220,17 @@ class SpoolEntry:
     size: int
 
 
+def spool_files(directory: Path) -> list[Path]:
+    """The spool databases in `directory`, live processes' and orphans' alike."""
+    return sorted(directory.glob(f"{FILE_PREFIX}*{_DB_SUFFIX}"))
+
+
 def list_spooled(directory: Path) -> Iterator[SpoolEntry]:
     """Every record waiting in the spool files under `directory`, file by file in spool order.
 
     Read-only and lock-free: the owning processes keep appending and draining meanwhile, so this
     is a snapshot per file. A file adopted (deleted) between listing and opening is skipped."""
-    for db in sorted(directory.glob(f"{FILE_PREFIX}*{_DB_SUFFIX}")):
+    for db in spool_files(directory):
         try:
             connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         except sqlite3.OperationalError:
@@ -473,7 +478,7 @@ class Spool:
 
     def _adopt_orphans(self) -> _Summary:
         total = _Summary()
-        for db in sorted(self.directory.glob(f"{FILE_PREFIX}*{_DB_SUFFIX}")):
+        for db in spool_files(self.directory):
             if db == self.path:
                 continue
             lock_path = db.with_suffix(_LOCK_SUFFIX)

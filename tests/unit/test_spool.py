@@ -334,6 +334,19 @@ def test_spool_list_shows_live_and_orphaned_records_without_touching_them(tmp_pa
     assert "5 record(s)" in listed.stderr and "in 2 spool file(s)" in listed.stderr
 
 
+def test_spool_list_counts_an_empty_live_spool(tmp_path: Path) -> None:
+    async def scenario() -> subprocess.CompletedProcess[str]:
+        spool = Spool(tmp_path, 1 << 20)
+        command = [sys.executable, "-m", "bridge", "spool", "list", "--dir", str(tmp_path)]
+        listed = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True)
+        await spool.close()
+        return listed
+
+    listed = run(scenario())
+    assert listed.returncode == 0 and listed.stdout == ""
+    assert listed.stderr.startswith("0 record(s), 0 bytes in 1 spool file(s)"), listed.stderr
+
+
 def test_spool_list_names_a_missing_directory(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "bridge", "spool", "list", "--dir", str(tmp_path / "nowhere")]
     listed = subprocess.run(command, capture_output=True, text=True)
