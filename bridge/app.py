@@ -43,6 +43,7 @@ from bridge.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bridge.metrics import Metrics
 from bridge.payload import PayloadError, event_id, parse
 from bridge.publisher import Publisher, PublishError, ReadyState, producer_config
+from bridge.refusals import RefusalLog
 from bridge.schemas import SchemaSet
 from bridge.signature import HEADER_NAME, SignatureError, verify
 from bridge.spool import Drainer, Spool, SpoolError, SpoolFull
@@ -58,6 +59,8 @@ RETRY_AFTER_SECONDS = "1"
 _JSON_TYPES = (b"application/json",)
 # Spool reasons for which the record goes to the spool without a produce attempt.
 _SPOOLED_UNTRIED = frozenset({"key_in_spool", "kafka_disconnected"})
+# Marks a request refused before its body was read: logged by RefusalLog, not line by line.
+_AT_THE_DOOR = "_at_the_door"
 
 # A component's readiness (kafka, and the spool or registry when present): `ready` plus the
 # fields it adds to the /readyz detail, e.g. {"kafka": "connected", "brokers": 3}.
@@ -84,6 +87,7 @@ class Runtime:
         self.publisher: Publisher | None = None
         self.spool: Spool | None = None
         self.recent = RecentDeliveries(settings.dedup_window_seconds, settings.dedup_max_entries)
+        self.refusals = RefusalLog()
         self.in_flight = 0  # webhook requests in progress, for BRIDGE_MAX_CONCURRENCY
         self.metrics = metrics or Metrics.from_settings(settings)
         self.tracing = tracing or tracing_from_settings(settings)
@@ -183,6 +187,9 @@ class WebhookEndpoint:
         if span.trace_id is not None:
             context["trace_id"] = span.trace_id
         metrics.observe_request(context.get("action"), response.status_code, seconds)
+        if context.get(_AT_THE_DOOR):
+            self.runtime.refusals.refused(context["error"], context["detail"], context["latency_ms"])
+            return
         refused = response.status_code >= 500 or context.get("error", "").startswith("kafka:")
         level = logging.WARNING if refused else logging.INFO
         # Structured fields only (see logs.py); never the body, the signature or a secret.
@@ -205,7 +212,7 @@ class WebhookEndpoint:
         else:
             return None
         response = error_response(503, error, f"{detail}; retry later", {"Retry-After": RETRY_AFTER_SECONDS})
-        return response, {"error": error}
+        return response, {"error": error, "detail": detail, _AT_THE_DOOR: True}
 
     async def handle(self, scope: Scope, receive: Receive) -> tuple[Response, dict[str, Any]]:
         settings = self.runtime.settings

@@ -181,6 +181,42 @@ def test_the_concurrency_limit_answers_503_at_the_door(prefix: str, tmp_path: Pa
     assert elapsed < 0.5
 
 
+REQUESTS = "unit21_bridge_webhook_requests_total"
+
+
+def test_refusals_at_the_door_are_logged_once_per_second_and_counted(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings.from_env(
+        {},
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+        webhook_secrets=(SECRET,),
+        topic_prefix=prefix,
+        delivery_timeout_seconds=3.0,  # the slow request outlasts the scrape below
+        spool_enabled=False,  # so the first request waits out its deadline
+        max_concurrency=1,
+    )
+    with caplog.at_level(logging.WARNING, logger="bridge.app"), TestClient(create_app(settings)) as client:
+        slow = threading.Thread(target=lambda: post(client))
+        slow.start()
+        time.sleep(0.3)
+        statuses = [post(client, BODY.replace(b"11532778", str(n).encode())).status_code for n in range(30)]
+        time.sleep(1.2)  # the end of the window: the summary line
+        metrics = parse_metrics(client.get("/metrics").text)
+        slow.join(timeout=10)
+    assert statuses == [503] * 30
+    refused = sum(
+        v for (name, labels), v in metrics.items() if name == REQUESTS and ("status", "503") in labels
+    )
+    assert refused == 30  # counted one by one, whatever the log says
+    door = [r for r in caplog.records if getattr(r, "error", None) == "overloaded"]
+    assert [r.getMessage() for r in door] == [
+        "webhook answered 503",
+        "29 more webhook request(s) answered 503 (overloaded) in the last 1.0 s; logged once per window",
+    ]
+    assert door[1].refused == 29  # type: ignore[attr-defined]
+
+
 def test_turning_the_spool_off_is_a_warning(
     prefix: str, kafka: KafkaCluster, caplog: pytest.LogCaptureFixture
 ) -> None:
