@@ -535,6 +535,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             # uvicorn has stopped accepting and finished (or, past the grace period, cancelled)
             # the requests in flight. What Kafka has not acknowledged by now stays in the spool.
             runtime.begin_shutdown()
+            runtime.refusals.flush()
             budget = settings.delivery_timeout_seconds + 1.5
             if drainer is not None:
                 await drainer.stop(grace=min(budget, max(0.5, runtime.shutdown_time_left())))

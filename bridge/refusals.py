@@ -30,7 +30,7 @@ class RefusalLog:
     def refused(self, error: str, detail: str, latency_ms: float) -> None:
         now = self._clock()
         if now >= self._window_end:
-            self._log_suppressed()
+            self.flush()
             self._window_end = now + self.window_seconds
             log.warning(
                 "webhook answered 503",
@@ -40,9 +40,10 @@ class RefusalLog:
         self._suppressed[error] += 1
         if self._summary is None:
             delay = self._window_end - now
-            self._summary = asyncio.get_running_loop().call_later(delay, self._log_suppressed)
+            self._summary = asyncio.get_running_loop().call_later(delay, self.flush)
 
-    def _log_suppressed(self) -> None:
+    def flush(self) -> None:
+        """Log the count of the refusals not logged yet (at the window's end, and at shutdown)."""
         if self._summary is not None:
             self._summary.cancel()
             self._summary = None

@@ -1,0 +1,58 @@
+"""Refusals at the door: the first of each window is logged, the rest counted and summed up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from bridge.refusals import RefusalLog
+
+
+def test_one_line_per_window_then_a_count_per_error(caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+
+    async def scenario() -> None:
+        refusals = RefusalLog(window_seconds=1.0, clock=lambda: now[0])
+        refusals.refused("overloaded", "65 requests in progress", 0.3)
+        for _ in range(4):
+            refusals.refused("overloaded", "65 requests in progress", 0.3)
+        refusals.refused("spool_full", "Kafka is unavailable and the spool is full", 0.2)
+        now[0] = 101.5  # the next window: its first refusal is logged, after the last one's count
+        refusals.refused("spool_full", "Kafka is unavailable and the spool is full", 0.2)
+        refusals.refused("spool_full", "Kafka is unavailable and the spool is full", 0.2)
+        refusals.flush()  # as at shutdown
+
+    with caplog.at_level(logging.WARNING, logger="bridge.app"):
+        asyncio.run(scenario())
+    assert [(r.getMessage(), getattr(r, "error", None)) for r in caplog.records] == [
+        ("webhook answered 503", "overloaded"),
+        (
+            "4 more webhook request(s) answered 503 (overloaded) in the last 1.0 s; logged once per window",
+            "overloaded",
+        ),
+        (
+            "1 more webhook request(s) answered 503 (spool_full) in the last 1.0 s; logged once per window",
+            "spool_full",
+        ),
+        ("webhook answered 503", "spool_full"),
+        (
+            "1 more webhook request(s) answered 503 (spool_full) in the last 1.0 s; logged once per window",
+            "spool_full",
+        ),
+    ]
+
+
+def test_the_count_is_logged_when_the_window_ends_without_another_refusal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        refusals = RefusalLog(window_seconds=0.05)
+        for _ in range(3):
+            refusals.refused("overloaded", "65 requests in progress", 0.3)
+        await asyncio.sleep(0.2)
+
+    with caplog.at_level(logging.WARNING, logger="bridge.app"):
+        asyncio.run(scenario())
+    assert [r.getMessage() for r in caplog.records][-1].startswith("2 more webhook request(s) answered 503")
