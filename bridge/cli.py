@@ -27,7 +27,6 @@ log = logging.getLogger("bridge.cli")
 
 DEFAULT_URL = "http://127.0.0.1:8080/webhooks/unit21"
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "webhooks"
-TAIL_QUIET_SECONDS = 0.5  # tail ends past the watermarks' end and this long without a record
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -261,7 +260,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     from bridge.detect import DetectingCodec
     from bridge.messages import MessageBuilder
     from bridge.schemas import SchemaSet
-    from bridge.topics import assigned_consumer
+    from bridge.topics import END_OF_BATCH_GRACE_SECONDS, assigned_consumer
 
     settings = cluster_settings(args, "tail")
     if settings is None:
@@ -279,17 +278,13 @@ def cmd_tail(args: argparse.Namespace) -> int:
     try:
         ends = {partition: high for partition, (_, high) in watermarks.items()}
         remaining = {p for p, high in ends.items() if high > 0} if not args.from_end else set()
-        # The watermarks say where to stop, but a broker may answer a high watermark short of
-        # its newest batch (Tansu answers the batch's first offset + 1). The rest of that batch
-        # comes in the same fetch, so once a record was read, reading goes on until nothing
-        # new has arrived for TAIL_QUIET_SECONDS.
-        last_read: float | None = None
+        last_read: float | None = None  # once a record was read, the watermarks may lag (topics.py)
         printed = 0
         deadline = time.monotonic() + args.timeout if args.timeout else None
         while (
             args.follow
             or remaining
-            or (last_read is not None and time.monotonic() - last_read < TAIL_QUIET_SECONDS)
+            or (last_read is not None and time.monotonic() - last_read < END_OF_BATCH_GRACE_SECONDS)
         ):
             if deadline is not None and time.monotonic() > deadline:
                 break

@@ -28,7 +28,7 @@ from bridge.messages import MessageBuilder, OutgoingMessage
 from bridge.payload import PayloadError, parse
 from bridge.publisher import producer_config
 from bridge.schemas import SchemaSet
-from bridge.topics import assigned_consumer
+from bridge.topics import END_OF_BATCH_GRACE_SECONDS, assigned_consumer
 
 # A replay is not answering an HTTP request: give the broker time rather than fail fast.
 REPLAY_DELIVERY_TIMEOUT_MS = 60_000
@@ -89,9 +89,7 @@ def read_to_end(client_config: dict[str, Any], topic: str, timeout: float = 60.0
             if offset + 1 >= ends[partition]:
                 del ends[partition]
             yield msg.value() or b""
-        # Some Kafka-compatible brokers (Tansu) report the last batch's base offset + 1 as the
-        # high watermark; the rest of that batch is already fetched: take what arrives at once.
-        while (msg := consumer.poll(0.2)) is not None:
+        while (msg := consumer.poll(END_OF_BATCH_GRACE_SECONDS)) is not None:
             if msg.error() is None:
                 yield msg.value() or b""
     finally:

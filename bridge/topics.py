@@ -47,11 +47,18 @@ def create_topics(
     return result
 
 
+# Some Kafka-compatible brokers (Tansu) answer a partition's high watermark as its newest batch's
+# first offset + 1. The rest of that batch comes in the same fetch, so a reader that stops at the
+# watermarks reads on until nothing has arrived for this long.
+END_OF_BATCH_GRACE_SECONDS = 0.5
+
+
 def assigned_consumer(
     client_config: Mapping[str, Any], topic: str, purpose: str, start: int
 ) -> tuple[Consumer, dict[int, tuple[int, int]]]:
     """A consumer assigned to every partition of `topic` from offset `start` (no group, nothing
-    committed), and each partition's (low, high) watermarks when it was assigned.
+    committed), and each partition's (low, high) watermarks when it was assigned (a lower
+    bound on some brokers: see END_OF_BATCH_GRACE_SECONDS).
 
     Raises LookupError when the topic does not exist; the caller closes the consumer."""
     consumer = Consumer(
