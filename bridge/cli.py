@@ -386,10 +386,10 @@ def cmd_spool_list(args: argparse.Namespace) -> int:
         return 2
     now = time.time()
     count = size = 0
-    files = len(spool_files(directory))
+    files = spool_files(directory)
     oldest: float | None = None
     try:
-        for entry in list_spooled(directory):
+        for entry in list_spooled(files):
             count += 1
             size += entry.size
             oldest = entry.enqueued_at if oldest is None else min(oldest, entry.enqueued_at)
@@ -412,7 +412,9 @@ def cmd_spool_list(args: argparse.Namespace) -> int:
         print(f"unit21-bridge spool list: {exc}", file=sys.stderr)
         return 1
     age = "" if oldest is None else f"; the oldest waits for {now - oldest:.0f} s"
-    print(f"{count} record(s), {size} bytes in {files} spool file(s) in {directory}{age}", file=sys.stderr)
+    print(
+        f"{count} record(s), {size} bytes in {len(files)} spool file(s) in {directory}{age}", file=sys.stderr
+    )
     return 0
 
 

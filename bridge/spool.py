@@ -225,12 +225,12 @@ def spool_files(directory: Path) -> list[Path]:
     return sorted(directory.glob(f"{FILE_PREFIX}*{_DB_SUFFIX}"))
 
 
-def list_spooled(directory: Path) -> Iterator[SpoolEntry]:
-    """Every record waiting in the spool files under `directory`, file by file in spool order.
+def list_spooled(files: Sequence[Path]) -> Iterator[SpoolEntry]:
+    """Every record waiting in these spool files (see `spool_files`), file by file in spool order.
 
     Read-only and lock-free: the owning processes keep appending and draining meanwhile, so this
     is a snapshot per file. A file adopted (deleted) between listing and opening is skipped."""
-    for db in spool_files(directory):
+    for db in files:
         try:
             connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         except sqlite3.OperationalError:

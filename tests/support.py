@@ -14,6 +14,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bridge import routes
 from bridge.signature import signature_header
+from bridge.topics import END_OF_BATCH_GRACE_SECONDS
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "webhooks"
@@ -112,7 +113,9 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 20.0)
         consumer.close()
 
 
-def topic_counts(bootstrap: str, topics: list[str], quiet: float = 0.5) -> dict[str, int]:
+def topic_counts(
+    bootstrap: str, topics: list[str], quiet: float = END_OF_BATCH_GRACE_SECONDS
+) -> dict[str, int]:
     """Records per topic, counted by reading them all from the beginning: to every partition's
     high watermark, then on until none arrives for `quiet` seconds. Watermarks alone undercount
     on Tansu, which answers a batch's first offset + 1: two records in one batch would count 1."""
