@@ -32,6 +32,13 @@ PROTECTED_KAFKA_PROPERTIES = frozenset(
 )
 
 
+# The memory arithmetic shared by `serve`'s start-up check and the Helm chart's limits
+# (helm/unit21-kafka-bridge/templates/_helpers.tpl mirrors these two numbers; a chart test
+# ties the rendered limit to Settings.worst_case_memory_bytes()).
+WORKER_BASELINE_BYTES = 160 * 1024 * 1024  # one idle worker: interpreter, schemas, librdkafka
+BODY_COPIES = 4  # a body in flight is held as chunks, joined bytes, parsed document and record
+
+
 class ConfigError(ValueError):
     """A setting is missing or wrong; the message names the variable and the fix."""
 
@@ -102,10 +109,53 @@ class Settings(BaseSettings):
         default=5.0, ge=0, validation_alias="BRIDGE_READINESS_CACHE_SECONDS"
     )
     max_concurrency: int = Field(
-        default=1000,
+        default=64,
         ge=1,
         validation_alias="BRIDGE_MAX_CONCURRENCY",
         description="Webhook requests handled at once per process; beyond it: 503 with Retry-After.",
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        validation_alias="BRIDGE_MAX_HEADER_BYTES",
+        description="Total bytes of a request's line and headers; beyond it: 431 and the connection closed.",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        validation_alias="BRIDGE_HEADER_TIMEOUT_SECONDS",
+        description="A connection that has not sent a complete request head this long after it opened "
+        "(or after its previous request) is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        validation_alias="BRIDGE_BODY_TIMEOUT_SECONDS",
+        description="The whole body must arrive within this many seconds of the headers; beyond it: 408.",
+    )
+    keepalive_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        validation_alias="BRIDGE_KEEPALIVE_TIMEOUT_SECONDS",
+        description="An idle keep-alive connection is closed after this many seconds.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=8,
+        validation_alias="BRIDGE_MAX_CONNECTIONS",
+        description="Open connections per process; beyond it new connections are closed at once. Must stay "
+        "below the process's open-file limit.",
+    )
+    memory_budget_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=64 * 1024 * 1024,
+        validation_alias="BRIDGE_MEMORY_BUDGET_BYTES",
+        description="Memory one worker may use; `serve` refuses to start when its worst case "
+        "(see worst_case_memory_bytes) exceeds it. The chart sets it from the container's limit.",
     )
     shutdown_grace_seconds: int = Field(
         default=20,
@@ -211,6 +261,19 @@ class Settings(BaseSettings):
         if exporter:
             return exporter != "none"
         return bool(self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint)
+
+    def request_memory_bytes(self) -> int:
+        """Worst-case memory that requests can hold in one worker: every processing slot with a
+        full body in its copies (chunks, joined body, parsed document, encoded record) plus a
+        full request head on every open connection. The chart derives its limit from the same sum."""
+        return (
+            self.max_concurrency * BODY_COPIES * self.max_body_bytes
+            + self.max_connections * self.max_header_bytes
+        )
+
+    def worst_case_memory_bytes(self) -> int:
+        """One worker's worst case: its measured idle footprint plus request_memory_bytes()."""
+        return WORKER_BASELINE_BYTES + self.request_memory_bytes()
 
     def topic(self, suffix: str) -> str:
         return f"{self.topic_prefix}{suffix}"

@@ -136,3 +136,13 @@ bootstrap.servers enable.idempotence acks request.required.acks message.timeout.
 {{- define "bridge.kafkaClientCertDir" -}}/etc/unit21-bridge/kafka-client{{- end -}}
 {{- define "bridge.registryCaDir" -}}/etc/unit21-bridge/registry-ca{{- end -}}
 {{- define "bridge.prometheusMultiprocDir" -}}/run/prometheus-multiproc{{- end -}}
+
+{{/*
+One worker's worst-case memory in bytes, the same sum as Settings.worst_case_memory_bytes()
+(bridge/config.py): 160 MiB baseline + maxConcurrency x 4 x maxBodyBytes + maxConnections x
+maxHeaderBytes. A chart test ties the two together.
+*/}}
+{{- define "bridge.workerMemoryBytes" -}}
+{{- $b := .Values.bridge -}}
+{{- add 167772160 (mul (int64 $b.maxConcurrency) 4 (int64 $b.maxBodyBytes)) (mul (int64 $b.maxConnections) (int64 $b.maxHeaderBytes)) -}}
+{{- end -}}
