@@ -276,6 +276,7 @@ class WebhookEndpoint:
             doc = parse(body)
         except PayloadError as exc:
             context["error"] = "invalid_json"
+            context["detail"] = str(exc)
             return error_response(400, "invalid_json", str(exc)), context
         registry = self.runtime.registry
         if registry is not None and not registry.status.ready:

@@ -259,6 +259,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     from bridge.codec import DecodeError
     from bridge.detect import DetectingCodec
     from bridge.messages import MessageBuilder
+    from bridge.payload import dumps
     from bridge.schemas import SchemaSet
     from bridge.topics import END_OF_BATCH_GRACE_SECONDS, assigned_consumer
 
@@ -314,7 +315,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 "schema": schema.full_name,
                 "value": value,
             }
-            print(json.dumps(line, default=_jsonable, ensure_ascii=False), flush=True)
+            # payload.dumps, not json.dumps: numbers kept as Decimals print as their exact digits.
+            print(dumps(line, default=_jsonable), flush=True)
             printed += 1
             if args.max_messages and printed >= args.max_messages:
                 break
