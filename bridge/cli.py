@@ -305,18 +305,28 @@ def cmd_tail(args: argparse.Namespace) -> int:
             except DecodeError as exc:
                 print(f"unit21-bridge tail: offset {msg.offset()}: {exc}", file=sys.stderr)
                 continue
-            value = builder.reassemble(schema, record) if args.unit21_json else record
-            line = {
-                "topic": msg.topic(),
-                "partition": msg.partition(),
-                "offset": msg.offset(),
-                "key": msg.key(),
-                "headers": dict(msg.headers() or []),
-                "schema": schema.full_name,
-                "value": value,
-            }
-            # payload.dumps, not json.dumps: numbers kept as Decimals print as their exact digits.
-            print(dumps(line, default=_jsonable), flush=True)
+            try:
+                value = builder.reassemble(schema, record) if args.unit21_json else record
+                line = {
+                    "topic": msg.topic(),
+                    "partition": msg.partition(),
+                    "offset": msg.offset(),
+                    "key": msg.key(),
+                    "headers": dict(msg.headers() or []),
+                    "schema": schema.full_name,
+                    "value": value,
+                }
+                # payload.dumps, not json.dumps: numbers kept as Decimals print as their exact digits.
+                text = dumps(line, default=_jsonable)
+            except (ValueError, TypeError) as exc:
+                # A kept body that is not JSON, or nested beyond what a serializer writes
+                # (records from before the nesting limit): say which, go on with the next.
+                print(
+                    f"unit21-bridge tail: offset {msg.offset()}: cannot print the record: {exc}",
+                    file=sys.stderr,
+                )
+                continue
+            print(text, flush=True)
             printed += 1
             if args.max_messages and printed >= args.max_messages:
                 break

@@ -80,10 +80,12 @@ def parse(body: bytes) -> dict[str, Any]:
 
 def loads(text: str) -> Any:
     """The value of JSON text the bridge stored (a JSON-text field, a kept body), numbers exact."""
-    return _parse_value(text.encode(), "JSON text")
+    # No depth limit: what is stored was taken already (bodies kept before the limit existed
+    # may be deeper); the parsers' own limits still apply.
+    return _parse_value(text.encode(), "JSON text", max_depth=None)
 
 
-def _parse_value(data: bytes, subject: str) -> Any:
+def _parse_value(data: bytes, subject: str, max_depth: int | None = MAX_DEPTH) -> Any:
     masked = data.translate(_NUMBER_MASK)
     if _SEVENTEEN_DIGITS in masked or _TINY_EXPONENT in masked:
         doc = _parse_exact(data, subject)
@@ -94,7 +96,7 @@ def _parse_value(data: bytes, subject: str) -> Any:
             # orjson refuses some bodies the exact parser takes (1e400 is a double's infinity)
             # and words others differently: the exact parser gives the answer on every refusal.
             doc = _parse_exact(data, subject)
-    if masked.count(b"[") > MAX_DEPTH and _deeper_than(doc, MAX_DEPTH):
+    if max_depth is not None and masked.count(b"[") > max_depth and _deeper_than(doc, max_depth):
         raise PayloadError(_too_deep(subject))
     return doc
 

@@ -147,3 +147,36 @@ def test_the_decimal_body_comes_back_exact_from_kafka_and_from_tail(
     assert '"rate":0.1000000000000000055511151231257827,"count":12345678901234567890}' in line
     assert '"amount":12345678901234567.89' in line
     assert canonical(reference_loads(line)["value"]) == canonical(reference_loads(DECIMAL_BODY))
+
+
+def test_tail_reports_a_kept_body_it_cannot_print_and_goes_on(kafka: KafkaCluster, prefix: str) -> None:
+    """Records kept before today's checks (a body that is not JSON, one nested 300 levels) are
+    named on stderr with their offset; the records after them are still printed."""
+    from confluent_kafka import Producer
+
+    from bridge.messages import MessageBuilder
+    from bridge.payload import event_id, parse
+
+    builder = MessageBuilder(SchemaSet.load(), CODEC, prefix)
+    good = b'{"object_type": "WIDGET", "amount": 1e400}'
+    message = builder.build(
+        good, parse(good), event_id=event_id(good), received_at_ms=0, signature_timestamp=None
+    )
+    schema, record = CODEC.decode(message.value)
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
+    for payload in ["{not json", '{"deep": ' + "[" * 300 + "]" * 300 + "}", good.decode()]:
+        producer.produce(message.topic, CODEC.encode(schema, {**record, "payload": payload}), b"k")
+    assert producer.flush(20) == 0
+
+    tailed = subprocess.run(
+        [sys.executable, "-m", "bridge", "tail", "unrecognized", "--unit21-json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "BRIDGE_TOPIC_PREFIX": prefix},
+    )
+    assert tailed.returncode == 0, tailed.stderr
+    problems = [line for line in tailed.stderr.splitlines() if "cannot print the record" in line]
+    assert [line.split(":")[1].strip() for line in problems] == ["offset 0", "offset 1"], tailed.stderr
+    [line] = tailed.stdout.splitlines()
+    assert reference_loads(line)["value"] == {"object_type": "WIDGET", "amount": Decimal("1E+400")}
