@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bridge.payload import MAX_DEPTH, PayloadError, needs_exact_path, parse
+from bridge.payload import MAX_DEPTH, PayloadError, _deeper_than, needs_exact_path, parse
 from tests.exact_json import canonical, expected, number_texts, tagged
 
 _ALPHABET = st.sampled_from(
@@ -122,6 +122,33 @@ def test_nesting_up_to_the_limit_is_taken(extra: str) -> None:
     for _ in range(MAX_DEPTH - 2):
         value = value[0]
     assert value == []
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+@given(
+    levels=st.integers(1, 2 * MAX_DEPTH + 10),
+    siblings=st.integers(0, 3),
+    bottom=st.sampled_from([None, 1, 2**70, Decimal("1E+400")]),
+)
+@example(levels=MAX_DEPTH, siblings=0, bottom=None)
+@example(levels=MAX_DEPTH + 1, siblings=0, bottom=2**70)
+@example(levels=MAX_DEPTH - 2, siblings=1, bottom=None)
+@example(levels=MAX_DEPTH - 1, siblings=1, bottom=2**70)
+def test_the_nesting_check_agrees_with_the_obvious_depth(levels: int, siblings: int, bottom: object) -> None:
+    # Dicts and lists alternate, each level with shallow siblings; a 2**70 at the bottom makes
+    # orjson refuse to write the document, so the walk alone decides.
+    doc: object = bottom
+    for level in range(levels):
+        extra = [[1, {"k": []}]] * siblings
+        doc = {"v": doc, **{f"s{i}": x for i, x in enumerate(extra)}} if level % 2 else [doc, *extra]
+    assert _deeper_than(doc, MAX_DEPTH) == (_depth(doc) > MAX_DEPTH)
 
 
 def test_a_wide_shallow_body_is_not_mistaken_for_a_deep_one() -> None:
