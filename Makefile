@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration bench clean schema-docs schemas-check
+.PHONY: run test lint unit integration bench clean schemas schema-docs schemas-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,13 @@ run: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest
 
-# The schema reference for data teams; tests/unit/test_schema_docs.py fails when it is stale.
-schema-docs: $(STAMP)
+# Self-contained schemas/<topic>.avsc from schemas/src/, then the reference schemas/README.md;
+# tests/unit/test_schema_files.py and test_schema_docs.py fail when either is stale.
+schemas: $(STAMP)
+	$(BIN)/unit21-bridge schemas build
 	$(BIN)/unit21-bridge schemas docs --output schemas/README.md
+
+schema-docs: schemas
 
 # FULL_TRANSITIVE gate against schemas/history (also run by `make test`, in tests/unit/test_compatibility.py).
 schemas-check: $(STAMP)
