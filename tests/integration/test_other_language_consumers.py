@@ -191,7 +191,7 @@ STOCK_KAFKAJS = """
 const { Kafka, logLevel } = require('kafkajs');
 const [bootstrap, topic] = process.argv.slice(1);
 const kafka = new Kafka({ brokers: [bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 0 } });
-const consumer = kafka.consumer({ groupId: `stock-${process.pid}`, retry: { retries: 0 } });
+const consumer = kafka.consumer({ groupId: `stock-${process.pid}`, rebalanceTimeout: 1000, sessionTimeout: 6000, retry: { retries: 0 } });
 consumer.on(consumer.events.CRASH, ({ payload }) => {
   console.log(`${payload.error.name}: ${payload.error.message}`);
   process.exit(3);

@@ -116,7 +116,15 @@ async function readToEnd(kafka, topics, timeoutSeconds, onMessage) {
   }
   await admin.disconnect();
   // kafkajs has no assign(): a fresh group id reads from the beginning and commits nothing we reuse.
-  const consumer = kafka.consumer({ groupId: `unit21-example-node-${process.pid}-${Date.now()}` });
+  // Short group timings suit a one-shot reader that is its group's only member: with kafkajs'
+  // defaults the join waited ~15 s and the last fetch up to 5 s. A long-running job keeps them.
+  const consumer = kafka.consumer({
+    groupId: `unit21-example-node-${process.pid}-${Date.now()}`,
+    rebalanceTimeout: 1000,
+    sessionTimeout: 6000,
+    heartbeatInterval: 500,
+    maxWaitTimeInMs: 500,
+  });
   await consumer.connect();
   await consumer.subscribe({ topics, fromBeginning: true });
   let last = Date.now();
