@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration bench clean schema-docs schemas-check
+.PHONY: run test lint unit integration bench clean schema-docs schemas-check lock
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+# The image's hash-locked dependencies (Dockerfile): the runtime dependencies and the tracing extra
+# for Python 3.11 on every platform, wheels only (the arm64 build compiles nothing), and the build
+# backend. Needs the package index; tests/test_dockerfile.py fails while the lock is stale.
+LOCK_FLAGS := --universal --python-version 3.11 --only-binary :all: --generate-hashes --custom-compile-command 'make lock'
+lock: $(STAMP)
+	$(BIN)/python -m pip install -q 'uv>=0.5'
+	$(BIN)/uv pip compile pyproject.toml --extra tracing $(LOCK_FLAGS) -o requirements.lock
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		| $(BIN)/uv pip compile - $(LOCK_FLAGS) -o requirements-build.lock
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
@@ -44,4 +54,5 @@ clean:
 .PHONY: image
 image: VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 image:
-	docker build -t unit21-kafka-bridge:$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(shell git rev-parse HEAD) \
+		-t unit21-kafka-bridge:$(VERSION) .
