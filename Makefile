@@ -30,6 +30,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check bridge tests
 	$(BIN)/ruff format --check bridge tests
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/actionlint -shellcheck $(BIN)/shellcheck .github/workflows/*.yml
 
 # Side-by-side benchmark (HTTP limit, Kafka limit, naive baseline, bridge); writes bench/results/latest.json.
 bench: $(STAMP)

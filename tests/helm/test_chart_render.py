@@ -589,8 +589,17 @@ def test_notes_tell_the_unit21_url_and_never_a_secret(render: RenderFn) -> None:
 
 
 def test_image_reference(render: RenderFn) -> None:
-    assert render({}).container["image"] == "unit21-kafka-bridge:0.1.0"
+    # The default is the image .github/workflows/release.yml publishes (tests/test_release.py).
+    published = "ghcr.io/unit21-kafka-bridge/unit21-kafka-bridge"
+    assert render({}).container["image"] == f"{published}:0.1.0"
     production = render(VALUE_SETS["production"]).container["image"]
     assert production == "registry.example.com/platform/unit21-kafka-bridge:0.1.0"
     digest = "sha256:" + "a" * 64
-    assert render({"image": {"digest": digest}}).container["image"] == f"unit21-kafka-bridge@{digest}"
+    assert render({"image": {"digest": digest}}).container["image"] == f"{published}@{digest}"
+    # The digest wins over a tag, for the bridge and for the `helm test` pod alike.
+    pinned = render({"image": {"digest": digest, "tag": "9.9.9"}, "tests": {"enabled": True}})
+    assert pinned.container["image"] == f"{published}@{digest}"
+    [test_pod] = pinned.of_kind("Pod")
+    assert [c["image"] for c in test_pod["spec"]["containers"]] == [f"{published}@{digest}"]
+    bare = render({"image": {"registry": "", "repository": "mirror.local/u21", "digest": digest}})
+    assert bare.container["image"] == f"mirror.local/u21@{digest}"
