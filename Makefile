@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration bench clean schema-docs schemas-check lock
+.PHONY: run test lint unit integration bench clean schema-docs schemas-check lock prometheus-rules promtool
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/unit21-bridge dev
 
+# promtool is best effort here (a machine without apt/dpkg skips the promtool tests and says
+# why); under CI=true those tests fail instead of skipping.
 test: $(STAMP) lint
+	-$(MAKE) --no-print-directory promtool
 	$(BIN)/pytest
 
 # The schema reference for data teams; tests/unit/test_schema_docs.py fails when it is stale.
@@ -25,6 +28,22 @@ schema-docs: $(STAMP)
 # FULL_TRANSITIVE gate against schemas/history (also run by `make test`, in tests/unit/test_compatibility.py).
 schemas-check: $(STAMP)
 	$(BIN)/unit21-bridge schemas check
+
+# The chart's alert rules as a plain Prometheus rules file (tests/helm/test_prometheus_rule.py
+# fails while it is stale).
+prometheus-rules: $(STAMP)
+	$(BIN)/python -m tests.helm.rules_file
+
+# promtool validates and unit-tests the alert rules (tests/helm/test_prometheus_rule.py). It is
+# taken from Debian's prometheus package without installing the package (which would start a
+# Prometheus server): only the promtool binary is unpacked into the virtualenv.
+promtool: $(BIN)/promtool
+$(BIN)/promtool: | $(STAMP)
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; cd "$$tmp"; \
+	apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus; }; \
+	dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool; \
+	install -m 0755 usr/bin/promtool "$(abspath $(BIN))/promtool"
+	$(BIN)/promtool --version | head -1
 
 lint: $(STAMP)
 	$(BIN)/ruff check bridge tests

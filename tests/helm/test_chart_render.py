@@ -16,7 +16,11 @@ from .conftest import CHART_DIR, FAKE_SECRET_VALUES, NAMESPACE, VALUE_SETS, Rend
 KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
 
 # CRDs are not in the Kubernetes schemas: they are checked structurally below instead.
-CRD_KINDS = {"monitoring.coreos.com/v1/ServiceMonitor", "gateway.networking.k8s.io/v1/HTTPRoute"}
+CRD_KINDS = {
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "monitoring.coreos.com/v1/PrometheusRule",  # structure: tests/helm/test_prometheus_rule.py
+    "gateway.networking.k8s.io/v1/HTTPRoute",
+}
 
 # Endpoints the probes may use; the routes of bridge.app are checked too once it exists.
 APP_PROBE_PATHS = {"/healthz", "/readyz"}
