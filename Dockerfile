@@ -11,8 +11,11 @@
 # The base is pinned by the digest of the multi-arch index of python:3.11.15-slim-bookworm, so a
 # rebuild of the same commit starts from the same bytes on amd64 and arm64. Bumps arrive as
 # Dependabot pull requests (.github/dependabot.yml); both FROM lines must name the same image.
+# Check a digest by hand with `docker buildx imagetools inspect python:3.11.15-slim-bookworm`
+# (the index digest, listing linux/amd64 and linux/arm64/v8); a digest that does not exist
+# fails the release workflow's first build step.
 
-FROM python:3.11.15-slim-bookworm@sha256:b18992999dbe963a45a8a4da40ac2b1975be1a776d939d098c647482bcad5cba AS builder
+FROM python:3.11.15-slim-bookworm@sha256:d29f48a31a8b408ed19272ca1e7b10ebae13b240a27e862d3d4217c528e2e0c3 AS builder
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -39,7 +42,7 @@ RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --whe
     && /opt/venv/bin/pip uninstall -y pip
 
 
-FROM python:3.11.15-slim-bookworm@sha256:b18992999dbe963a45a8a4da40ac2b1975be1a776d939d098c647482bcad5cba AS runtime
+FROM python:3.11.15-slim-bookworm@sha256:d29f48a31a8b408ed19272ca1e7b10ebae13b240a27e862d3d4217c528e2e0c3 AS runtime
 
 # One pair of arguments for the account, its files and USER: Kubernetes' runAsUser (values.yaml:
 # podSecurityContext.runAsUser, 10001) must match, and runAsNonRoot needs a numeric USER.
