@@ -27,9 +27,10 @@ schemas-check: $(STAMP)
 	$(BIN)/unit21-bridge schemas check
 
 lint: $(STAMP)
-	$(BIN)/ruff check bridge tests
-	$(BIN)/ruff format --check bridge tests
+	$(BIN)/ruff check bridge tests bench
+	$(BIN)/ruff format --check bridge tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 
 # Side-by-side benchmark (HTTP limit, Kafka limit, naive baseline, bridge); writes bench/results/latest.json.
 bench: $(STAMP)
