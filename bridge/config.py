@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 KAFKA_ENV_PREFIX = "KAFKA_"
 
@@ -245,8 +245,21 @@ class Settings(BaseSettings):
         return value
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what from_env() is given: a test's Settings.from_env({}) must not see the shell's
+        # BRIDGE_* or KAFKA_* variables behind its back (as Starlette's Config(environ=...)).
+        return (init_settings,)
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Build settings from an environment (default: the process's) plus explicit overrides."""
+        """Build settings from `environ` only (default: the process's environment) plus overrides."""
         env = dict(os.environ if environ is None else environ)
         values: dict[str, object] = {k: v for k, v in env.items() if _is_known_variable(k)}
         values["kafka_properties"] = kafka_properties_from_env(env)

@@ -22,6 +22,24 @@ SHARED_SAMPLES = REPO.parent / "shared" / "unit21" / "samples"
 SECRET = "test-secret-012345678"
 
 
+# What a process the tests start may inherit from the shell: nothing the bridge reads, so a
+# developer's exported BRIDGE_TOPIC_PREFIX or SCHEMA_REGISTRY_URL cannot change (or hang) a test.
+# BRIDGE_SPOOL_DIR stays: tests/conftest.py points it at the session's temporary directory.
+_BRIDGE_VARIABLE_PREFIXES = ("BRIDGE_", "KAFKA_", "UNIT21_", "SCHEMA_REGISTRY_", "OTEL_", "PROMETHEUS_")
+
+
+def child_env(**given: str) -> dict[str, str]:
+    """The environment for a `serve`/`dev`/CLI subprocess: the shell's minus the bridge's own
+    variables, plus exactly the settings the test gives."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(_BRIDGE_VARIABLE_PREFIXES) or name == "BRIDGE_SPOOL_DIR"
+    }
+    env.update(given)
+    return env
+
+
 @dataclass(frozen=True)
 class KafkaCluster:
     bootstrap_servers: str
