@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration bench clean schema-docs schemas-check
+.PHONY: run test test-fast lint unit integration bench clean schema-docs schemas-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ run: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest
+
+# The pure tests only (no broker, no subprocesses): seconds, for the edit-test loop.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q tests/unit -m "not kafka"
 
 # The schema reference for data teams; tests/unit/test_schema_docs.py fails when it is stale.
 schema-docs: $(STAMP)

@@ -31,6 +31,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the broker, so `make test-fast` can run the rest alone."""
+    for item in items:
+        if "kafka" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kafka)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def spool_dir_for_subprocesses() -> Iterator[str]:
     """Commands the tests start (serve, dev) spool under a temporary directory, never /var/lib."""
