@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint unit integration bench clean schema-docs schemas-check
+.PHONY: run test test-fast lint unit integration bench clean schema-docs config-docs schemas-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test-fast: $(STAMP)
 # The schema reference for data teams; tests/unit/test_schema_docs.py fails when it is stale.
 schema-docs: $(STAMP)
 	$(BIN)/unit21-bridge schemas docs --output schemas/README.md
+
+# The configuration reference; tests/unit/test_config_docs.py fails when it is stale.
+config-docs: $(STAMP)
+	$(BIN)/python -m bridge.config_docs > docs/configuration.md
 
 # FULL_TRANSITIVE gate against schemas/history (also run by `make test`, in tests/unit/test_compatibility.py).
 schemas-check: $(STAMP)
