@@ -25,7 +25,7 @@ SECRET = "test-secret-012345678"
 # What a process the tests start may inherit from the shell: nothing the bridge reads, so a
 # developer's exported BRIDGE_TOPIC_PREFIX or SCHEMA_REGISTRY_URL cannot change (or hang) a test.
 # BRIDGE_SPOOL_DIR stays: tests/conftest.py points it at the session's temporary directory.
-_BRIDGE_VARIABLE_PREFIXES = ("BRIDGE_", "KAFKA_", "UNIT21_", "SCHEMA_REGISTRY_", "OTEL_", "PROMETHEUS_")
+BRIDGE_VARIABLE_PREFIXES = ("BRIDGE_", "KAFKA_", "UNIT21_", "SCHEMA_REGISTRY_", "OTEL_", "PROMETHEUS_")
 
 
 def child_env(**given: str) -> dict[str, str]:
@@ -34,7 +34,7 @@ def child_env(**given: str) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(_BRIDGE_VARIABLE_PREFIXES) or name == "BRIDGE_SPOOL_DIR"
+        if not name.startswith(BRIDGE_VARIABLE_PREFIXES) or name == "BRIDGE_SPOOL_DIR"
     }
     env.update(given)
     return env
@@ -46,8 +46,13 @@ class KafkaCluster:
     kind: str  # external | docker | embedded
 
 
+# The one shell variable the suite honours: an external cluster to test against. Read once, at
+# import, before tests/conftest.py clears the bridge's variables from every test's environment.
+EXTERNAL_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+
+
 def choose_broker_kind() -> str:
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+    if EXTERNAL_BOOTSTRAP_SERVERS:
         return "external"
     if docker_available():
         return "docker"
@@ -67,7 +72,7 @@ def docker_available() -> bool:
 @contextmanager
 def start_cluster(kind: str) -> Iterator[KafkaCluster]:
     if kind == "external":
-        yield KafkaCluster(os.environ["KAFKA_BOOTSTRAP_SERVERS"], kind)
+        yield KafkaCluster(EXTERNAL_BOOTSTRAP_SERVERS, kind)
     elif kind == "docker":
         from testcontainers.kafka import KafkaContainer
 
