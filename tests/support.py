@@ -14,7 +14,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bridge import routes
 from bridge.signature import signature_header
-from bridge.topics import END_OF_BATCH_GRACE_SECONDS
+from bridge.topics import read_to_end
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "webhooks"
@@ -136,39 +136,10 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 20.0)
         consumer.close()
 
 
-def topic_counts(
-    bootstrap: str, topics: list[str], quiet: float = END_OF_BATCH_GRACE_SECONDS
-) -> dict[str, int]:
-    """Records per topic, counted by reading them all from the beginning: to every partition's
-    high watermark, then on until none arrives for `quiet` seconds. Watermarks alone undercount
-    on Tansu, which answers a batch's first offset + 1: two records in one batch would count 1."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "tests-count", "enable.auto.commit": False}
-    )
-    try:
-        metadata = consumer.list_topics(timeout=10)
-        partitions = [
-            TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in metadata.topics[t].partitions
-        ]
-        remaining: dict[tuple[str, int], int] = {}
-        for tp in partitions:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            if high > low:
-                remaining[(tp.topic, tp.partition)] = high
-        consumer.assign(partitions)
-        counts = dict.fromkeys(topics, 0)
-        deadline = time.monotonic() + 30
-        last = time.monotonic()
-        while (remaining or time.monotonic() - last < quiet) and time.monotonic() < deadline:
-            msg = consumer.poll(0.1)
-            if msg is None or msg.error():
-                continue
-            last = time.monotonic()
-            counts[msg.topic()] += 1
-            place = (msg.topic(), msg.partition())
-            if place in remaining and (msg.offset() or 0) + 1 >= remaining[place]:
-                del remaining[place]
-        assert not remaining, f"partitions not read to their high watermark within 30 s: {remaining}"
-        return counts
-    finally:
-        consumer.close()
+def topic_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """Records per topic, counted by reading them all (bridge.topics.read_to_end): watermarks
+    alone undercount on Tansu, which answers a batch's first offset + 1."""
+    counts = dict.fromkeys(topics, 0)
+    for msg in read_to_end({"bootstrap.servers": bootstrap}, topics, "tests-count", timeout=30):
+        counts[msg.topic() or ""] += 1
+    return counts
