@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration bench clean schema-docs schemas-check lock prometheus-rules promtool
+.PHONY: run test test-fast lint unit integration bench clean schema-docs config-docs schemas-check lock prometheus-rules promtool
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,9 +21,17 @@ test: $(STAMP) lint
 	-$(MAKE) --no-print-directory promtool
 	$(BIN)/pytest
 
+# The pure tests only (no broker, no subprocesses): seconds, for the edit-test loop.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q tests/unit -m "not kafka"
+
 # The schema reference for data teams; tests/unit/test_schema_docs.py fails when it is stale.
 schema-docs: $(STAMP)
 	$(BIN)/unit21-bridge schemas docs --output schemas/README.md
+
+# The configuration reference; tests/unit/test_config_docs.py fails when it is stale.
+config-docs: $(STAMP)
+	$(BIN)/python -m bridge.config_docs > docs/configuration.md
 
 # FULL_TRANSITIVE gate against schemas/history (also run by `make test`, in tests/unit/test_compatibility.py).
 schemas-check: $(STAMP)
@@ -46,9 +54,10 @@ $(BIN)/promtool: | $(STAMP)
 	$(BIN)/promtool --version | head -1
 
 lint: $(STAMP)
-	$(BIN)/ruff check bridge tests
-	$(BIN)/ruff format --check bridge tests
+	$(BIN)/ruff check bridge tests bench
+	$(BIN)/ruff format --check bridge tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/actionlint -shellcheck $(BIN)/shellcheck .github/workflows/*.yml
 

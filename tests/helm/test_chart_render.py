@@ -10,6 +10,8 @@ import helm_python
 import kubernetes_validate
 import pytest
 
+from tests.support import child_env
+
 from .conftest import CHART_DIR, FAKE_SECRET_VALUES, NAMESPACE, VALUE_SETS, RenderFn
 
 # Oldest Kubernetes the brief targets and the newest the validator knows.
@@ -535,7 +537,6 @@ def test_helm_test_script_signs_like_unit21(render: RenderFn) -> None:
     import hashlib
     import hmac
     import http.server
-    import os
     import subprocess
     import sys
     import threading
@@ -562,7 +563,7 @@ def test_helm_test_script_signs_like_unit21(render: RenderFn) -> None:
     secrets = VALUE_SETS["production"]["unit21"]["webhookSecrets"]
     try:
         env = {
-            **os.environ,
+            **child_env(),
             "TARGET_URL": f"http://127.0.0.1:{server.server_port}/webhooks/unit21",
             "TEST_BODY": pod_env["TEST_BODY"],
             "UNIT21_WEBHOOK_SECRETS": ",".join(secrets),
