@@ -247,7 +247,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "export",
         help="write one self-contained .avsc per topic (for Spark from_avro, Java, the registry)",
         formatter_class=formatter,
-        epilog="example:\n  unit21-bridge schemas export ./unit21-schemas",
+        epilog="example (the same files as the repository's schemas/<topic>.avsc):\n"
+        "  unit21-bridge schemas export ./unit21-schemas",
     )
     export.add_argument("directory", metavar="DIR")
     export.set_defaults(func=_cmd(_export))

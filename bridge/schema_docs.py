@@ -1,7 +1,7 @@
 """Generate `schemas/README.md`: per topic the key rule, the headers and every field with type and meaning.
 
 Everything comes from the `.avsc` files and the routing table, so the reference cannot drift
-from the code: `make schema-docs` rewrites it and a test fails when the committed file is stale.
+from the code: `make schemas` rewrites it and a test fails when the committed file is stale.
 """
 
 from __future__ import annotations

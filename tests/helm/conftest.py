@@ -86,6 +86,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "egress": {"kafka": {"ports": [9093], "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}]}},
         },
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "tests": {"enabled": True},
     },
     "existing-secret": {

@@ -30,6 +30,11 @@ FREE_FORM = {
     "httpRoute.labels",
     "serviceMonitor.labels",
     "grafanaDashboard.labels",
+    "prometheusRule.labels",
+    "prometheusRule.annotations",
+    "prometheusRule.additionalRuleLabels",
+    # Each alert's settings are in the README's "Alert rules" table (tests/helm/test_prometheus_rule.py).
+    "prometheusRule.rules",
     "autoscaling.behavior",
     "resources",
     "tests.resources",

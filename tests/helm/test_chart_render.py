@@ -10,13 +10,19 @@ import helm_python
 import kubernetes_validate
 import pytest
 
+from tests.support import child_env
+
 from .conftest import CHART_DIR, FAKE_SECRET_VALUES, NAMESPACE, VALUE_SETS, RenderFn
 
 # Oldest Kubernetes the brief targets and the newest the validator knows.
 KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
 
 # CRDs are not in the Kubernetes schemas: they are checked structurally below instead.
-CRD_KINDS = {"monitoring.coreos.com/v1/ServiceMonitor", "gateway.networking.k8s.io/v1/HTTPRoute"}
+CRD_KINDS = {
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "monitoring.coreos.com/v1/PrometheusRule",  # structure: tests/helm/test_prometheus_rule.py
+    "gateway.networking.k8s.io/v1/HTTPRoute",
+}
 
 # Endpoints the probes may use; the routes of bridge.app are checked too once it exists.
 APP_PROBE_PATHS = {"/healthz", "/readyz"}
@@ -531,7 +537,6 @@ def test_helm_test_script_signs_like_unit21(render: RenderFn) -> None:
     import hashlib
     import hmac
     import http.server
-    import os
     import subprocess
     import sys
     import threading
@@ -558,7 +563,7 @@ def test_helm_test_script_signs_like_unit21(render: RenderFn) -> None:
     secrets = VALUE_SETS["production"]["unit21"]["webhookSecrets"]
     try:
         env = {
-            **os.environ,
+            **child_env(),
             "TARGET_URL": f"http://127.0.0.1:{server.server_port}/webhooks/unit21",
             "TEST_BODY": pod_env["TEST_BODY"],
             "UNIT21_WEBHOOK_SECRETS": ",".join(secrets),
@@ -589,8 +594,17 @@ def test_notes_tell_the_unit21_url_and_never_a_secret(render: RenderFn) -> None:
 
 
 def test_image_reference(render: RenderFn) -> None:
-    assert render({}).container["image"] == "unit21-kafka-bridge:0.1.0"
+    # The default is the image .github/workflows/release.yml publishes (tests/test_release.py).
+    published = "ghcr.io/unit21-kafka-bridge/unit21-kafka-bridge"
+    assert render({}).container["image"] == f"{published}:0.1.0"
     production = render(VALUE_SETS["production"]).container["image"]
     assert production == "registry.example.com/platform/unit21-kafka-bridge:0.1.0"
     digest = "sha256:" + "a" * 64
-    assert render({"image": {"digest": digest}}).container["image"] == f"unit21-kafka-bridge@{digest}"
+    assert render({"image": {"digest": digest}}).container["image"] == f"{published}@{digest}"
+    # The digest wins over a tag, for the bridge and for the `helm test` pod alike.
+    pinned = render({"image": {"digest": digest, "tag": "9.9.9"}, "tests": {"enabled": True}})
+    assert pinned.container["image"] == f"{published}@{digest}"
+    [test_pod] = pinned.of_kind("Pod")
+    assert [c["image"] for c in test_pod["spec"]["containers"]] == [f"{published}@{digest}"]
+    bare = render({"image": {"registry": "", "repository": "mirror.local/u21", "digest": digest}})
+    assert bare.container["image"] == f"mirror.local/u21@{digest}"

@@ -2,12 +2,13 @@
 consumers decode every record the bridge produced, with nothing but schemas/<topic>.avsc.
 
 `make consumers-deps` installs what they need (Debian's libavro-java, npm ci, the kafka-clients jar);
-`make test` runs it first. Missing tools fail these tests instead of skipping them.
+`make test` runs it first. Without them these tests skip, saying what is missing; under CI they fail.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -62,7 +63,10 @@ def _missing(language: str) -> list[str]:
 def _command(language: str) -> list[str]:
     missing = _missing(language)
     if missing:
-        pytest.fail(f"{language} consumer cannot run, missing {missing}: run `make consumers-deps`")
+        reason = f"{language} consumer cannot run, missing {missing}: `make consumers-deps` installs them"
+        if os.environ.get("CI"):
+            pytest.fail(reason + " (required under CI)")
+        pytest.skip(reason)
     return [str(JAVA_RUN)] if language == "java" else ["node", str(NODE_SCRIPT)]
 
 
