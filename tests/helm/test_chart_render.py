@@ -12,8 +12,8 @@ import pytest
 
 from .conftest import CHART_DIR, FAKE_SECRET_VALUES, NAMESPACE, VALUE_SETS, RenderFn
 
-# Oldest Kubernetes the brief targets and the newest the validator knows.
-KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
+# Oldest Kubernetes the chart supports, two in between, and the newest the validator knows.
+KUBERNETES_VERSIONS = ("1.27", "1.30", "1.33", kubernetes_validate.utils.latest_version())
 
 # CRDs are not in the Kubernetes schemas: they are checked structurally below instead.
 CRD_KINDS = {"monitoring.coreos.com/v1/ServiceMonitor", "gateway.networking.k8s.io/v1/HTTPRoute"}
@@ -150,7 +150,7 @@ def test_crds_are_structurally_valid(render: RenderFn) -> None:
     endpoint = monitor["spec"]["endpoints"][0]
     assert endpoint == endpoint | {"port": "http", "path": "/metrics"}
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    service = rendered.one("Service")
+    service = rendered.one("Service", "kafka-bridge")
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
@@ -294,7 +294,7 @@ def test_config_change_rolls_the_pods(render: RenderFn) -> None:
 
 def test_the_webhook_selector_never_matches_the_test_pod(render: RenderFn) -> None:
     rendered = render(VALUE_SETS["production"])
-    selector = rendered.one("Service")["spec"]["selector"]
+    selector = rendered.one("Service", "kafka-bridge")["spec"]["selector"]
     (test_pod,) = rendered.of_kind("Pod")
     assert not selector.items() <= test_pod["metadata"]["labels"].items()
     assert rendered.workload["spec"]["template"]["metadata"]["labels"].items() >= selector.items()
@@ -413,24 +413,12 @@ def test_kafka_ca_is_mounted_from_a_secret(render: RenderFn) -> None:
 # --- Workload shape ------------------------------------------------------------------------
 
 
-def test_deployment_by_default(render: RenderFn) -> None:
-    rendered = render({})
-    assert rendered.workload["kind"] == "Deployment"
-    assert rendered.workload["spec"]["replicas"] == 2
-    assert not rendered.of_kind("StatefulSet")
-    assert not rendered.of_kind("HorizontalPodAutoscaler")
-    # The spool is on by default, on an emptyDir: no webhook depends on an operator's flag.
-    assert rendered.env_sources()["BRIDGE_SPOOL_ENABLED"]["value"] == "true"
-    volumes = {v["name"]: v for v in rendered.pod_spec["volumes"]}
-    assert "emptyDir" in volumes["spool"]
-    mounts = {m["name"]: m["mountPath"] for m in rendered.container["volumeMounts"]}
-    assert mounts["spool"] == rendered.env_sources()["BRIDGE_SPOOL_DIR"]["value"]
-
-
 def test_spool_can_be_turned_off_explicitly(render: RenderFn) -> None:
-    rendered = render({"spool": {"disabled": True}})
+    rendered = render({"spool": {"mode": "off"}})
+    assert rendered.workload["kind"] == "Deployment"
     assert rendered.env_sources()["BRIDGE_SPOOL_ENABLED"]["value"] == "false"
     assert "spool" not in {v["name"] for v in rendered.pod_spec["volumes"]}
+    assert "spool" not in {m["name"] for m in rendered.container["volumeMounts"]}
 
 
 def test_spool_uses_a_statefulset_with_a_claim_template(render: RenderFn) -> None:
@@ -443,7 +431,7 @@ def test_spool_uses_a_statefulset_with_a_claim_template(render: RenderFn) -> Non
     assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
     env = rendered.env_sources()
     assert env["BRIDGE_SPOOL_ENABLED"]["value"] == "true"
-    assert env["BRIDGE_SPOOL_MAX_BYTES"]["value"] == "8589934592"
+    assert env["BRIDGE_SPOOL_MAX_BYTES"]["value"] == "2147483648"
     mounts = {m["name"]: m["mountPath"] for m in rendered.container["volumeMounts"]}
     assert mounts[claim["metadata"]["name"]] == env["BRIDGE_SPOOL_DIR"]["value"]
     headless = rendered.one("Service", "-headless")
@@ -454,7 +442,7 @@ def test_spool_uses_a_statefulset_with_a_claim_template(render: RenderFn) -> Non
 
 
 def test_default_storage_class_is_left_to_the_cluster(render: RenderFn) -> None:
-    sts = render({"spool": {"enabled": True}}).workload
+    sts = render({}).workload
     assert "storageClassName" not in sts["spec"]["volumeClaimTemplates"][0]["spec"]
 
 
@@ -464,7 +452,7 @@ def test_autoscaling_and_pdb(render: RenderFn) -> None:
     hpa = rendered.one("HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": "StatefulSet",
         "name": rendered.workload["metadata"]["name"],
     }
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12)
