@@ -80,7 +80,10 @@ TEMPLATE_ERRORS = [
     pytest.param({"httpRoute": {"enabled": True}}, "parentRefs", id="route-without-gateway"),
     pytest.param({"otel": {"enabled": True}}, "otel.endpoint", id="otel-without-endpoint"),
     pytest.param(
-        {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}, "spool": {"mode": "ephemeral"}},
+        {
+            "autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2},
+            "spool": {"mode": "ephemeral"},
+        },
         "maxReplicas must be at least",
         id="hpa-bounds",
     ),
