@@ -183,14 +183,21 @@ def test_the_documented_drain_job_mounts_the_claim_with_the_pods_settings(
 
 def test_the_drain_job_runs_a_command_the_cli_has() -> None:
     """`spool drain --spool-dir` is the ops side's command; checked here once it is in the CLI."""
+    import contextlib
+    import io
+
     from bridge.cli import build_parser
 
-    parser = build_parser()
-    spool = next(a for a in parser._subparsers._group_actions if a.dest == "command").choices["spool"]  # type: ignore[union-attr]
-    commands = next(a for a in spool._subparsers._group_actions if a.dest == "spool_command").choices  # type: ignore[union-attr]
-    if "drain" not in commands:
-        pytest.skip("`unit21-bridge spool drain` is not on this branch yet (ops helper)")
-    args = parser.parse_args(["spool", "drain", "--spool-dir", "/var/lib/unit21-bridge/spool"])
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        try:
+            args = build_parser().parse_args(
+                ["spool", "drain", "--spool-dir", "/var/lib/unit21-bridge/spool"]
+            )
+        except SystemExit:
+            if "invalid choice: 'drain'" in errors.getvalue():
+                pytest.skip("`unit21-bridge spool drain` is not on this branch yet (ops helper)")
+            raise AssertionError(errors.getvalue()) from None
     assert args.spool_command == "drain"
 
 

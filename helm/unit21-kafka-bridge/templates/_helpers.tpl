@@ -311,6 +311,11 @@ bridge.workerMemoryBytes). */}}
 {{- end -}}
 {{- end -}}
 
+{{/* A quantity value as Kubernetes reads it: strings as given, numbers as whole bytes (never 1e+10). */}}
+{{- define "bridge.quantity" -}}
+{{- if kindIs "string" . }}{{ . }}{{ else }}{{ int64 . }}{{ end -}}
+{{- end -}}
+
 {{/* Size of the volume the spool lives on: the claim (persistent) or the emptyDir's sizeLimit. */}}
 {{- define "bridge.spoolVolumeBytes" -}}
 {{- if eq .Values.spool.mode "persistent" -}}

@@ -196,7 +196,7 @@ spec:
     {{- if eq $v.spool.mode "ephemeral" }}
     - name: spool
       emptyDir:
-        sizeLimit: {{ $v.spool.ephemeralSizeLimit }}
+        sizeLimit: {{ include "bridge.quantity" $v.spool.ephemeralSizeLimit | quote }}
     {{- end }}
     {{- if gt (int $v.bridge.workers) 1 }}
     - name: prometheus-multiproc
