@@ -223,9 +223,11 @@ One worker's worst-case memory in bytes, the same sum as Settings.worst_case_mem
 (bridge/config.py): 160 MiB baseline + maxConcurrency x 4 x maxBodyBytes + maxConnections x
 maxHeaderBytes. A chart test ties the two together.
 */}}
+{{- define "bridge.workerBaselineBytes" -}}167772160{{- end -}}{{/* WORKER_BASELINE_BYTES, 160 MiB */}}
+{{- define "bridge.bodyCopies" -}}4{{- end -}}{{/* BODY_COPIES */}}
 {{- define "bridge.workerMemoryBytes" -}}
 {{- $b := .Values.bridge -}}
-{{- add 167772160 (mul (int64 $b.maxConcurrency) 4 (int64 $b.maxBodyBytes)) (mul (int64 $b.maxConnections) (int64 $b.maxHeaderBytes)) -}}
+{{- add (int64 (include "bridge.workerBaselineBytes" .)) (mul (int64 $b.maxConcurrency) (int64 (include "bridge.bodyCopies" .)) (int64 $b.maxBodyBytes)) (mul (int64 $b.maxConnections) (int64 $b.maxHeaderBytes)) -}}
 {{- end -}}
 
 {{/* Memory of uvicorn's supervisor and multiprocessing's resource tracker with workers > 1
