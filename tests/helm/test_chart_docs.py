@@ -19,6 +19,7 @@ FREE_FORM = {
     "affinity",
     "updateStrategy",
     "kafka.extraProperties",
+    "kafka.secretProperties",
     "otel.resourceAttributes",
     "spool.annotations",
     "spool.persistentVolumeClaimRetentionPolicy",
