@@ -530,8 +530,11 @@ def build_parser() -> argparse.ArgumentParser:
     spool_list = spool_sub.add_parser(
         "list",
         help="print every record waiting in the spool as a JSON line (oldest first per file)",
+        formatter_class=formatter,
         description="Reads the spool files read-only while the bridge runs: no sqlite3 shell needed "
         "in the container. A summary (records, bytes, files, oldest age) goes to stderr.",
+        epilog="example:\n  unit21-bridge spool list\n"
+        "  unit21-bridge spool list --dir /var/lib/unit21-bridge/spool --limit 20",
     )
     spool_list.add_argument("--dir", help="the spool directory (default: BRIDGE_SPOOL_DIR)")
     spool_list.add_argument("--limit", type=int, default=0, help="print at most this many records")
