@@ -168,7 +168,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         )
     settings = settings.model_copy(update=overrides)
     try:
-        names = [settings.topic(suffix) for suffix in routes.ALL_SUFFIXES]
+        names = routes.all_topics(settings.topic_prefix)
         created = create_topics(client_config(settings), names, partitions=3, replication_factor=-1)
         log.info("topics: %s", ", ".join(f"{name} ({state})" for name, state in created.items()))
         sample = EXAMPLES_DIR / "alert_created.json"
@@ -345,7 +345,7 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
             print(f"unit21-bridge topics: --config expects key=value, got {item!r}", file=sys.stderr)
             return 2
         config[key] = value
-    names = [settings.topic(suffix) for suffix in routes.ALL_SUFFIXES]
+    names = routes.all_topics(settings.topic_prefix)
     try:
         result = create_topics(
             client_config(settings),

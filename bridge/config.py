@@ -42,6 +42,11 @@ BODY_COPIES = 4  # a body in flight is held as chunks, joined bytes, parsed docu
 DEFAULT_SPOOL_DIR = Path("/var/lib/unit21-bridge/spool")
 
 
+def topic_name(prefix: str, suffix: str) -> str:
+    """The one rule for topic names: BRIDGE_TOPIC_PREFIX + the route's suffix (routes.py)."""
+    return f"{prefix}{suffix}"
+
+
 class ConfigError(ValueError):
     """A setting is missing or wrong; the message names the variable and the fix."""
 
@@ -331,7 +336,7 @@ class Settings(BaseSettings):
         return WORKER_BASELINE_BYTES + self.request_memory_bytes()
 
     def topic(self, suffix: str) -> str:
-        return f"{self.topic_prefix}{suffix}"
+        return topic_name(self.topic_prefix, suffix)
 
     def check_serve(self) -> None:
         """Refuse the production start-up when a setting would make the bridge unsafe."""
