@@ -335,6 +335,11 @@ class Settings(BaseSettings):
         """One worker's worst case: its measured idle footprint plus request_memory_bytes()."""
         return WORKER_BASELINE_BYTES + self.request_memory_bytes()
 
+    def kafka_client_config(self) -> dict[str, str]:
+        """What every Kafka client of the bridge connects with (bootstrap, security, SASL, TLS):
+        the admin, consumer and producer configurations all start from it."""
+        return {**self.kafka_properties, "bootstrap.servers": self.kafka_bootstrap_servers}
+
     def topic(self, suffix: str) -> str:
         return topic_name(self.topic_prefix, suffix)
 
