@@ -83,7 +83,7 @@ class Runtime:
         self.builder = builder
         self.registry = registry  # set in Schema Registry mode: ids resolved in the lifespan
         self.secrets = tuple(s.encode("utf-8") for s in settings.webhook_secrets)
-        self.topics = [builder.topic(suffix) for suffix in routes.ALL_SUFFIXES]
+        self.topics = routes.all_topics(settings.topic_prefix)
         self.publisher: Publisher | None = None
         self.spool: Spool | None = None
         self.recent = RecentDeliveries(settings.dedup_window_seconds, settings.dedup_max_entries)

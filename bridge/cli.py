@@ -29,11 +29,6 @@ DEFAULT_URL = "http://127.0.0.1:8080/webhooks/unit21"
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "webhooks"
 
 
-def client_config(settings: Settings) -> dict[str, Any]:
-    """Connection settings shared by admin and consumer clients (security, SASL, TLS)."""
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers, **settings.kafka_properties}
-
-
 def cluster_settings(args: argparse.Namespace, command: str) -> Settings | None:
     """Settings with --bootstrap-servers applied; None (after saying why) when no cluster is named."""
     settings = Settings.from_env()
@@ -168,8 +163,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         )
     settings = settings.model_copy(update=overrides)
     try:
-        names = [settings.topic(suffix) for suffix in routes.ALL_SUFFIXES]
-        created = create_topics(client_config(settings), names, partitions=3, replication_factor=-1)
+        names = routes.all_topics(settings.topic_prefix)
+        created = create_topics(settings.kafka_client_config(), names, partitions=3, replication_factor=-1)
         log.info("topics: %s", ", ".join(f"{name} ({state})" for name, state in created.items()))
         sample = EXAMPLES_DIR / "alert_created.json"
         url = f"http://{args.host}:{args.port}/webhooks/unit21"
@@ -270,7 +265,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     builder = MessageBuilder(schemas, codec, settings.topic_prefix)
     printed = 0
     try:
-        for msg in _tail_messages(client_config(settings), topic, args):
+        for msg in _tail_messages(settings.kafka_client_config(), topic, args):
             try:
                 schema, record = codec.decode(msg.value() or b"")
             except DecodeError as exc:
@@ -345,10 +340,10 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
             print(f"unit21-bridge topics: --config expects key=value, got {item!r}", file=sys.stderr)
             return 2
         config[key] = value
-    names = [settings.topic(suffix) for suffix in routes.ALL_SUFFIXES]
+    names = routes.all_topics(settings.topic_prefix)
     try:
         result = create_topics(
-            client_config(settings),
+            settings.kafka_client_config(),
             names,
             partitions=args.partitions,
             replication_factor=args.replication_factor,
@@ -530,8 +525,11 @@ def build_parser() -> argparse.ArgumentParser:
     spool_list = spool_sub.add_parser(
         "list",
         help="print every record waiting in the spool as a JSON line (oldest first per file)",
+        formatter_class=formatter,
         description="Reads the spool files read-only while the bridge runs: no sqlite3 shell needed "
         "in the container. A summary (records, bytes, files, oldest age) goes to stderr.",
+        epilog="example:\n  unit21-bridge spool list\n"
+        "  unit21-bridge spool list --dir /var/lib/unit21-bridge/spool --limit 20",
     )
     spool_list.add_argument("--dir", help="the spool directory (default: BRIDGE_SPOOL_DIR)")
     spool_list.add_argument("--limit", type=int, default=0, help="print at most this many records")

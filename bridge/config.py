@@ -42,6 +42,11 @@ BODY_COPIES = 4  # a body in flight is held as chunks, joined bytes, parsed docu
 DEFAULT_SPOOL_DIR = Path("/var/lib/unit21-bridge/spool")
 
 
+def topic_name(prefix: str, suffix: str) -> str:
+    """The one rule for topic names: BRIDGE_TOPIC_PREFIX + the route's suffix (routes.py)."""
+    return f"{prefix}{suffix}"
+
+
 class ConfigError(ValueError):
     """A setting is missing or wrong; the message names the variable and the fix."""
 
@@ -330,8 +335,13 @@ class Settings(BaseSettings):
         """One worker's worst case: its measured idle footprint plus request_memory_bytes()."""
         return WORKER_BASELINE_BYTES + self.request_memory_bytes()
 
+    def kafka_client_config(self) -> dict[str, str]:
+        """What every Kafka client of the bridge connects with (bootstrap, security, SASL, TLS):
+        the admin, consumer and producer configurations all start from it."""
+        return {**self.kafka_properties, "bootstrap.servers": self.kafka_bootstrap_servers}
+
     def topic(self, suffix: str) -> str:
-        return f"{self.topic_prefix}{suffix}"
+        return topic_name(self.topic_prefix, suffix)
 
     def check_serve(self) -> None:
         """Refuse the production start-up when a setting would make the bridge unsafe."""

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from bridge import __version__, routes
 from bridge.codec import Codec
+from bridge.config import topic_name
 from bridge.normalize import NormalizationError, RecordNormalizer, ValidationIssue, compile_normalizer
 from bridge.payload import Classified, classify, dumps, loads, record_key
 from bridge.schemas import SchemaSet, TopicSchema
@@ -57,7 +58,7 @@ class MessageBuilder:
         }
 
     def topic(self, suffix: str) -> str:
-        return f"{self.topic_prefix}{suffix}"
+        return topic_name(self.topic_prefix, suffix)
 
     def build(
         self,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bridge.config import topic_name
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -38,3 +40,8 @@ RECORD_SUFFIXES: tuple[str, ...] = (
     FILE_EXPORT.topic_suffix,
 )
 ALL_SUFFIXES: tuple[str, ...] = (*RECORD_SUFFIXES, UNRECOGNIZED.topic_suffix, DLQ_SUFFIX)
+
+
+def all_topics(prefix: str) -> list[str]:
+    """Every topic the bridge writes under `prefix`."""
+    return [topic_name(prefix, suffix) for suffix in ALL_SUFFIXES]
