@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         description="An idle keep-alive connection is closed after this many seconds.",
     )
     max_connections: int = Field(
-        default=1000,
+        default=2000,
         ge=8,
         validation_alias="BRIDGE_MAX_CONNECTIONS",
         description="Open connections per process; beyond it new connections are closed at once. Must stay "
