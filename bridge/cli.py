@@ -189,6 +189,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format or "text")
+    try:
+        door.raise_fd_limit(settings)
+    except ConfigError as exc:
+        print(f"unit21-bridge: cannot start: {exc}", file=sys.stderr)
+        return 2
     broker: EmbeddedBroker | None = None
     overrides: dict[str, object] = {}
     if not settings.kafka_bootstrap_servers:
@@ -210,7 +215,6 @@ def cmd_dev(args: argparse.Namespace) -> int:
         )
     settings = settings.model_copy(update=overrides)
     try:
-        door.raise_fd_limit(settings)
         names = [settings.topic(suffix) for suffix in routes.ALL_SUFFIXES]
         created = create_topics(client_config(settings), names, partitions=3, replication_factor=-1)
         log.info("topics: %s", ", ".join(f"{name} ({state})" for name, state in created.items()))
