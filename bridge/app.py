@@ -61,6 +61,9 @@ _JSON_TYPES = (b"application/json",)
 _SPOOLED_UNTRIED = frozenset({"key_in_spool", "kafka_disconnected"})
 # Marks a request refused before its body was read: logged by RefusalLog, not line by line.
 _AT_THE_DOOR = "_at_the_door"
+# Marks an unauthenticated client's failure to send its body (timeout, disconnect): a flood of
+# them is logged once per window with a count (door.EventLog), not line by line.
+_BODY_FAILURE = "_body_failure"
 
 # A component's readiness (kafka, and the spool or registry when present): `ready` plus the
 # fields it adds to the /readyz detail, e.g. {"kafka": "connected", "brokers": 3}.
@@ -172,6 +175,7 @@ class WebhookEndpoint:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.body_failures = door.EventLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -194,6 +198,15 @@ class WebhookEndpoint:
         metrics.observe_request(context.get("action"), response.status_code, seconds)
         if context.get(_AT_THE_DOOR):
             self.runtime.refusals.refused(context["error"], context["detail"], context["latency_ms"])
+            return
+        if context.get(_BODY_FAILURE):
+            self.body_failures.event(
+                context["error"],
+                "webhook answered %d (%s): %s",
+                response.status_code,
+                context["error"],
+                context["detail"],
+            )
             return
         refused = response.status_code >= 500 or context.get("error", "").startswith("kafka:")
         level = logging.WARNING if refused else logging.INFO
@@ -319,6 +332,7 @@ class WebhookEndpoint:
             context.update(
                 error="body_timeout",
                 detail=f"{size} of {declared} bytes after {settings.body_timeout_seconds:g} s",
+                **{_BODY_FAILURE: True},
             )
             return error_response(
                 408,
@@ -331,7 +345,9 @@ class WebhookEndpoint:
             # The client left before the declared length: a partial body is never published,
             # even when its signature matches what did arrive.
             context.update(
-                error="incomplete_body", detail=f"{size} of {declared} bytes, then the client disconnected"
+                error="incomplete_body",
+                detail=f"{size} of {declared} bytes, then the client disconnected",
+                **{_BODY_FAILURE: True},
             )
             return error_response(
                 400, "incomplete_body", f"the client disconnected after {size} bytes of the body"

@@ -112,7 +112,9 @@ class Settings(BaseSettings):
         default=64,
         ge=1,
         validation_alias="BRIDGE_MAX_CONCURRENCY",
-        description="Webhook requests handled at once per process; beyond it: 503 with Retry-After.",
+        description="Webhook requests handled at once per process, counted once their body has arrived; "
+        "beyond it: 503 with Retry-After. Bodies still arriving share a budget of this x "
+        "BRIDGE_MAX_BODY_BYTES.",
     )
     max_header_bytes: int = Field(
         default=64 * 1024,
@@ -141,14 +143,15 @@ class Settings(BaseSettings):
         gt=0,
         le=300,
         validation_alias="BRIDGE_KEEPALIVE_TIMEOUT_SECONDS",
-        description="An idle keep-alive connection is closed after this many seconds.",
+        description="A connection that sends nothing this long (from when it opens, or after an answer) "
+        "is closed.",
     )
     max_connections: int = Field(
         default=2000,
         ge=8,
         validation_alias="BRIDGE_MAX_CONNECTIONS",
-        description="Open connections per process; beyond it new connections are closed at once. Must stay "
-        "below the process's open-file limit.",
+        description="Open connections per process; one more is answered 503 and closed at once. Must stay "
+        "below the process's open-file limit (`serve` checks it).",
     )
     memory_budget_bytes: int = Field(
         default=512 * 1024 * 1024,

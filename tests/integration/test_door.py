@@ -147,6 +147,8 @@ def test_slow_bodies_do_not_shut_signed_webhooks_out(serve: BridgeProcess) -> No
     assert answers and all(a.startswith(b"HTTP/1.1 408 ") for a in answers), answers
     assert answer_json(answers[0])["error"] == "body_timeout"
     assert value(metrics(serve), P + "connections_closed_total", reason="body_timeout") >= 5
+    logged = [line for line in serve.log_lines() if '"door_event":"body_timeout"' in line]
+    assert 1 <= len(logged) <= 3, "a flood of timeouts is logged once per window, with a count"
 
 
 # -- item 2: idle, slowloris, connection cap -----------------------------------------------
@@ -426,3 +428,4 @@ def test_a_body_cut_short_by_the_client_is_not_published(
     counts = topic_counts(kafka.bootstrap_servers, all_topics(prefix))
     assert marker.status_code == 200
     assert sum(counts.values()) == 1, counts
+    assert any('"door_event":"incomplete_body"' in line for line in serve.log_lines())
