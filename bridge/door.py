@@ -216,12 +216,15 @@ class DoorProtocol(HttpToolsProtocol):
         self._head_timer = self.loop.call_later(self.door.header_timeout, self._head_deadline)
 
     def _head_deadline(self) -> None:
+        """No request head completed in time since the connection opened or the last answer."""
         self._head_timer = None
-        if self.transport.is_closing() or not self._awaiting_head:
+        if self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:
             return  # an answer is still being worked on; the next head's deadline starts after it
-        self.door.closed("header_timeout")
+        # Not awaiting a head: the rest of a body answered before it was read (413, 503...)
+        # is still trickling in, which would otherwise keep the connection forever.
+        self.door.closed("header_timeout" if self._awaiting_head else "body_timeout")
         self.transport.close()
 
     # -- reading ---------------------------------------------------------------------------
@@ -310,8 +313,9 @@ class DoorProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # the next request's head is already complete
         super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline and self._awaiting_head:
+        if not pipelined and not self.transport.is_closing():
             self._arm_head_timer()
 
 

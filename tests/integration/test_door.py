@@ -178,6 +178,18 @@ def test_idle_and_slowloris_connections_are_closed(kafka: KafkaCluster, prefix: 
             time.sleep(0.25)
         open_silent = sum(1 for s in silent if not closed_by_server(s))
         open_slow = sum(1 for s in slow if not closed_by_server(s))
+        # Answered 413 before its body, then the body trickles on: not a way to stay forever.
+        early = socket.create_connection(("127.0.0.1", bridge.port))
+        early.sendall(head(bridge.port, 10**12))
+        early_answer = early.recv(65536)
+        started = time.monotonic()
+        while time.monotonic() - started < 4:
+            try:
+                early.send(b"x")
+            except OSError:
+                break
+            time.sleep(0.25)
+        early_open_after = time.monotonic() - started
         # A kept-alive connection that answered a request is closed once idle.
         body = (EXAMPLES / "alert_created.json").read_bytes()
         keep = socket.create_connection(("127.0.0.1", bridge.port))
@@ -195,7 +207,7 @@ def test_idle_and_slowloris_connections_are_closed(kafka: KafkaCluster, prefix: 
         samples = metrics(bridge)
     finally:
         bridge.stop()
-        for sock in [*silent, *slow, keep]:
+        for sock in [*silent, *slow, keep, early]:
             sock.close()
     figures(
         "idle and slowloris (header timeout 2 s, idle 1 s)",
@@ -204,6 +216,8 @@ def test_idle_and_slowloris_connections_are_closed(kafka: KafkaCluster, prefix: 
     )
     assert first.startswith(b"HTTP/1.1 200 ")
     assert open_silent == 0 and open_slow == 0
+    assert early_answer.startswith(b"HTTP/1.1 413 ")
+    assert early_open_after < 3.5, "a trickled body after an early answer kept the connection"
     assert keep_closed
     assert value(samples, P + "connections_closed_total", reason="idle_timeout") >= 51
     assert value(samples, P + "connections_closed_total", reason="header_timeout") >= 50
