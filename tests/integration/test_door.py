@@ -249,7 +249,8 @@ def test_connections_beyond_the_cap_are_answered_503_and_logged_once(
         bridge.stop()
     assert all(a.startswith(b"HTTP/1.1 503 ") for a in answers), answers
     assert answer_json(answers[0])["error"] == "connection_limit"
-    assert value(samples, P + "connections_closed_total", reason="connection_limit") == 15
+    # 15, or 16 when the readiness probe's connection had not been seen closed yet.
+    assert value(samples, P + "connections_closed_total", reason="connection_limit") in (15, 16)
     limit_lines = [entry for entry in lines if entry.get("door_event") == "connection_limit"]
     assert len(limit_lines) == 1 and "BRIDGE_MAX_CONNECTIONS" in limit_lines[0]["message"]
     assert after.status_code == 200
