@@ -101,6 +101,7 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 def test_slow_bodies_do_not_shut_signed_webhooks_out(serve: BridgeProcess) -> None:
     flood_size, signed = 1000, 20
+    rss = [serve.rss_bytes()]
 
     async def run() -> tuple[list[int], float, list[bytes]]:
         started = time.monotonic()
@@ -129,6 +130,7 @@ def test_slow_bodies_do_not_shut_signed_webhooks_out(serve: BridgeProcess) -> No
 
             for n in range(signed):  # one after another, spread over the flood
                 await send(n)
+        rss.append(serve.rss_bytes())
         # The flooders themselves: a JSON 408 once the body deadline (10 s) has passed.
         answers = []
         for reader in readers[:5]:
@@ -141,7 +143,11 @@ def test_slow_bodies_do_not_shut_signed_webhooks_out(serve: BridgeProcess) -> No
 
     statuses, flood_open, answers = asyncio.run(run())
     ok = sum(1 for s in statuses if 200 <= s < 300)
-    figures("slow-body flood (1000 x Content-Length 900000, no body)", signed_2xx=f"{ok}/{len(statuses)}")
+    figures(
+        "slow-body flood (1000 x Content-Length 900000, no body)",
+        signed_2xx=f"{ok}/{len(statuses)}",
+        rss_mib_before_during=f"{rss[0] / 2**20:.1f}/{rss[-1] / 2**20:.1f}",
+    )
     assert ok >= 19, f"signed webhooks during the flood: {statuses}"
     assert flood_open < 15
     assert answers and all(a.startswith(b"HTTP/1.1 408 ") for a in answers), answers
