@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bridge import __version__, routes, schema_cli
-from bridge.config import ConfigError, Settings, check_spool_dir
+from bridge.config import BODY_COPIES, WORKER_BASELINE_BYTES, ConfigError, Settings, check_spool_dir
 
 log = logging.getLogger("bridge.cli")
 
@@ -60,6 +60,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from bridge import door
     from bridge.logs import configure_logging
 
     settings = Settings.from_env()
@@ -70,22 +71,62 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.spool_enabled:
             check_spool_dir(settings.spool_dir)
         _check_producer_config(settings)
+        _check_memory(settings)
+        fd_limit = door.raise_fd_limit(settings)
         _prepare_metrics_dir(settings, workers)
     except (ConfigError, ValueError) as exc:
         print(f"unit21-bridge: cannot start: {exc}", file=sys.stderr)
         return 2
+    log.info(
+        "limits per worker: %d connections (open-file limit %d), %d webhooks handled at once, request "
+        "head %d bytes within %g s, body %d bytes within %g s, idle connections closed after %g s",
+        settings.max_connections,
+        fd_limit,
+        settings.max_concurrency,
+        settings.max_header_bytes,
+        settings.header_timeout_seconds,
+        settings.max_body_bytes,
+        settings.body_timeout_seconds,
+        settings.keepalive_timeout_seconds,
+    )
     uvicorn.run(
         "bridge.app:app_from_env",
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
         workers=workers,
-        **UVICORN_OPTIONS,
+        **{**UVICORN_OPTIONS, **door.uvicorn_options(settings)},
         # In-flight requests get this long after SIGTERM; the lifespan then stops the drainer
         # and flushes the producer within what is left (bridge/app.py).
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
+
+
+def _check_memory(settings: Settings) -> None:
+    """Log one worker's worst-case memory and refuse to start when it exceeds the budget."""
+    worst = settings.worst_case_memory_bytes()
+    mib = 1024 * 1024
+    arithmetic = (
+        f"{WORKER_BASELINE_BYTES // mib} MiB baseline + BRIDGE_MAX_CONCURRENCY={settings.max_concurrency} x "
+        f"{BODY_COPIES} x BRIDGE_MAX_BODY_BYTES={settings.max_body_bytes} + BRIDGE_MAX_CONNECTIONS="
+        f"{settings.max_connections} x BRIDGE_MAX_HEADER_BYTES={settings.max_header_bytes}"
+    )
+    if worst > settings.memory_budget_bytes:
+        raise ConfigError(
+            f"one worker may need {worst} bytes ({worst / mib:.0f} MiB = {arithmetic}), more than "
+            f"BRIDGE_MEMORY_BUDGET_BYTES={settings.memory_budget_bytes} "
+            f"({settings.memory_budget_bytes / mib:.0f} MiB): lower BRIDGE_MAX_CONCURRENCY, "
+            "BRIDGE_MAX_BODY_BYTES, BRIDGE_MAX_CONNECTIONS or BRIDGE_MAX_HEADER_BYTES, or raise "
+            "BRIDGE_MEMORY_BUDGET_BYTES (and the container's memory limit)"
+        )
+    log.info(
+        "worst-case memory per worker: %d bytes (%.0f MiB = %s), budget BRIDGE_MEMORY_BUDGET_BYTES=%d",
+        worst,
+        worst / mib,
+        arithmetic,
+        settings.memory_budget_bytes,
+    )
 
 
 def _prepare_metrics_dir(settings: Settings, workers: int) -> None:
@@ -135,6 +176,7 @@ def _check_producer_config(settings: Settings) -> None:
 def cmd_dev(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from bridge import door
     from bridge.app import create_app
     from bridge.embedded import EmbeddedBroker
     from bridge.logs import configure_logging
@@ -142,6 +184,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format or "text")
+    try:
+        door.raise_fd_limit(settings)
+    except ConfigError as exc:
+        print(f"unit21-bridge: cannot start: {exc}", file=sys.stderr)
+        return 2
     broker: EmbeddedBroker | None = None
     overrides: dict[str, object] = {}
     if not settings.kafka_bootstrap_servers:
@@ -188,7 +235,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             create_app(settings),
             host=args.host,
             port=args.port,
-            **UVICORN_OPTIONS,
+            **{**UVICORN_OPTIONS, **door.uvicorn_options(settings)},
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
     finally:
