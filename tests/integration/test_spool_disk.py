@@ -122,13 +122,16 @@ def copies(in_kafka: list[str], ids: set[str]) -> tuple[int, int]:
     return sum(n - 1 for n in counts.values()), max(counts.values(), default=0)
 
 
-def fill_until_refused(bridge: BridgeProcess, limit: int) -> tuple[LoadRun, float, int]:
-    """Post during the cut until the spool's disk refuses; (run, seconds, log lines meanwhile)."""
+def load_phase(
+    bridge: BridgeProcess, first: int, limit: int | None = None, seconds: float = 60.0
+) -> tuple[LoadRun, float, int]:
+    """Post `limit` webhooks or for `seconds`, whichever ends first; (run, seconds, log lines meanwhile)."""
     lines_before = len(bridge.log_lines())
     started = time.monotonic()
-    run = Load(bridge.webhook_url, concurrency=8, limit=limit).start().join()
-    seconds = time.monotonic() - started
-    return run, seconds, len(bridge.log_lines()) - lines_before
+    load = Load(bridge.webhook_url, concurrency=8, limit=limit, start=first).start()
+    run = load.join(timeout=seconds)
+    load.stop()
+    return run, time.monotonic() - started, len(bridge.log_lines()) - lines_before
 
 
 def test_a_full_disk_delivers_each_record_once_and_unwedges_its_keys(
@@ -145,7 +148,7 @@ def test_a_full_disk_delivers_each_record_once_and_unwedges_its_keys(
         filler = DiskFiller(spool_dir, seconds=120)
         try:
             faulty.proxy.cut()
-            fill, fill_seconds, fill_log_lines = fill_until_refused(bridge, limit=1500)
+            fill, fill_seconds, fill_log_lines = load_phase(bridge, 0, limit=1500)
             refused = fill.count(503)
             ready_during, detail_during = readyz(bridge)
             metrics_during = scrape(bridge)
@@ -190,12 +193,9 @@ def test_a_full_disk_delivers_each_record_once_and_unwedges_its_keys(
     assert most <= 2 and extra <= fill.count(202), f"{extra} extra copies, up to {most} of one record"
     assert window.unwedged_after() < UNWEDGE_SECONDS, "keys still held webhooks long after Kafka returned"
     assert window.count(503) < len(window.answers) / 2
-    # Kafka works, the disk does not: ready, and the spool's failure is in the detail and the metrics.
-    spool_after = detail_after["detail"]["spool"]
-    assert ready_after == 200 and spool_after["healthy"] is False, detail_after
-    assert (
-        metrics_after["healthy"] == 0 and metrics_after["delete_errors"] + metrics_after["write_errors"] > 0
-    )
+    # Kafka works: ready whatever the disk does (the spool is needed only while Kafka is away).
+    assert ready_after == 200, detail_after
+    assert metrics_after["delete_errors"] > 0, metrics_after
     assert recovered, f"the spool did not work again once the disk had room: {bridge.log()}"
 
 
@@ -216,7 +216,7 @@ def test_a_failed_file_system_unwedges_keys_and_loses_nothing(
             spooled = Load(bridge.webhook_url, concurrency=8, limit=300).start().join()
             assert spooled.count(202) == 300, Counter(o.status for o in spooled.outcomes)
             disk.shut_down()
-            failing, failing_seconds, failing_log_lines = fill_until_refused(bridge, limit=1500)
+            failing, failing_seconds, failing_log_lines = load_phase(bridge, 1000, seconds=8.0)
             ready_during, detail_during = readyz(bridge)
             metrics_during = scrape(bridge)
             faulty.proxy.restore()
