@@ -409,12 +409,6 @@ def small_tmpfs(directory: Path, size: str = "2m") -> Iterator[Path]:
         _unmount(directory)
 
 
-def remount(directory: Path, mode: Literal["ro", "rw"]) -> None:
-    """Remount a file system read-only (every write then fails with EROFS) or read-write again."""
-    done = _run_root("mount", "-o", f"remount,{mode}", str(directory))
-    assert done.returncode == 0, done.stderr
-
-
 class Ext4Loop:
     """An ext4 file system on a loop device, mounted on `directory`, that `shut_down` can fail."""
 
