@@ -201,8 +201,8 @@ class WebhookEndpoint:
             return
         if context.get("error") in _SPOOL_REFUSALS:
             # They come by the thousand while the disk is full or failing: once per window too.
-            detail = context.pop("detail", "")
-            self.runtime.refusals.refused(context.pop("error"), detail, context.pop("latency_ms"), context)
+            refusals = self.runtime.refusals
+            refusals.refused(context["error"], context.get("detail", ""), context["latency_ms"], context)
             return
         refused = response.status_code >= 500 or context.get("error", "").startswith("kafka:")
         level = logging.WARNING if refused else logging.INFO
