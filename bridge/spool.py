@@ -148,14 +148,39 @@ class _Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise SpoolError(f"{path}: SQLite refused WAL mode (got {mode}); is the file system local?")
-        # FULL: the WAL is fsync'ed at every commit, so a 202 survives a power loss, not only a crash.
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA journal_size_limit=67108864")
-        self.db.executescript(_SCHEMA)
-        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        try:
+            mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise SpoolError(f"{path}: SQLite refused WAL mode (got {mode}); is the file system local?")
+            # FULL: the WAL is fsync'ed at every commit, so a 202 survives a power loss, not only a crash.
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA journal_size_limit=67108864")
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise SpoolError(
+                    f"{path}: spool format {version} is newer than this bridge ({SCHEMA_VERSION})"
+                )
+            self.db.executescript(_SCHEMA)
+            if version != SCHEMA_VERSION:  # written only when it changes: opening needs no room
+                self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            self.db.close()
+            raise
+
+    def summary(self) -> _Summary:
+        """Counts of every row (for the in-memory counters of a file taken over as it is)."""
+        count, size, oldest = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(enqueued_at) FROM records"
+        ).fetchone()
+        keys: Counter[SpoolKey] = Counter(
+            {
+                (topic, key): n
+                for topic, key, n in self.db.execute(
+                    "SELECT topic, key, COUNT(*) FROM records GROUP BY topic, key"
+                )
+            }
+        )
+        return _Summary(count, size, oldest, keys)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -348,8 +373,12 @@ class Spool:
             if lock_fd is None:
                 raise OSError(f"{name}{_LOCK_SUFFIX} is locked by another process")
             self._lock_fd = lock_fd
-            # None only while the file is being replaced and the new one could not be created yet.
-            self._store: _Store | None = _Store(self.path)
+            taken_over = _Summary()
+            try:
+                # None only while the file is being replaced and the new one could not be created yet.
+                self._store: _Store | None = _Store(self.path)
+            except sqlite3.Error as exc:
+                taken_over = self._take_over_an_orphan(exc)
         except (OSError, sqlite3.Error) as exc:
             raise SpoolError(f"BRIDGE_SPOOL_DIR={directory}: cannot open the spool: {exc}") from exc
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
@@ -381,6 +410,7 @@ class Spool:
             summary_extra=lambda operation, count: {"operation": operation, "failures": count},
         )
         self._closed = False
+        self._absorb(taken_over)
         summary = self._adopt_orphans()  # start-up: blocking is fine, nothing is served yet
         self._absorb(summary)
         self.report()
@@ -397,6 +427,50 @@ class Spool:
                 self._bytes,
                 directory,
             )
+
+    def _take_over_an_orphan(self, error: sqlite3.Error) -> _Summary:
+        """No room (or a failing disk) for a new spool file: use a dead process's file as it is.
+
+        Adopting copies rows, which needs room too, so a disk filled by a process that is gone
+        would keep every later one from starting, and its records would never be delivered.
+        Opening an existing file needs no room; holding its lock makes it this process's own.
+        Raises `error` when there is no such file."""
+        for db in spool_files(self.directory):
+            if db == self.path:
+                continue
+            lock_path = db.with_suffix(_LOCK_SUFFIX)
+            fd = _lock(lock_path, create=True)
+            if fd is None:
+                continue  # a live process owns it
+            try:
+                store = _Store(db)
+            except (sqlite3.Error, SpoolError) as exc:
+                log.error("spool: cannot take over %s either: %s", db, exc)
+                os.close(fd)
+                continue
+            try:
+                summary = store.summary()
+            except sqlite3.Error as exc:
+                log.error("spool: cannot take over %s either: %s", db, exc)
+                store.close()
+                os.close(fd)
+                continue
+            own_lock = self.path.with_suffix(_LOCK_SUFFIX)
+            with contextlib.suppress(OSError):
+                _remove_files(self.path)
+                own_lock.unlink()
+            os.close(self._lock_fd)
+            log.warning(
+                "spool: no room for a new spool file in %s (%s); took over %s, left by a process that "
+                "is gone, as this process's spool (%d record(s) in it)",
+                self.directory,
+                error,
+                db.name,
+                summary.count,
+            )
+            self.path, self._lock_fd, self._store = db, fd, store
+            return summary
+        raise error
 
     # -- what the request path and /readyz read (no I/O) -------------------------------------
 

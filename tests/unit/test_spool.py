@@ -551,3 +551,54 @@ def test_disk_failures_are_logged_once_per_window_with_counts(
     assert len(errors) <= 4, [r.getMessage() for r in errors]
     assert "cannot write 1 record(s)" in errors[0].getMessage()
     assert sum(getattr(r, "failures", 0) for r in errors) + 1 == 200
+
+
+FILLING_WRITER = """
+import asyncio, os, signal, sys
+from pathlib import Path
+from bridge.spool import Spool, SpoolError
+
+async def main():
+    spool = Spool(Path(sys.argv[1]), 1 << 30)
+    for i in range(100_000):
+        try:
+            await spool.append("t.alert", b"k%d" % (i % 4), b"%06d" % i + b"x" * 2000, [], "e%d" % i)
+        except SpoolError:
+            print(i, flush=True)
+            break
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+def test_a_process_starts_on_a_disk_filled_by_one_that_is_gone(tmp_path: Path) -> None:
+    """kill -9 with the spool's disk full: the next process has no room for a file of its own
+    (nor to copy the rows into one), so it takes the dead one's file over as it is, delivers
+    its records once, and then frees the disk."""
+
+    async def scenario(directory: Path) -> tuple[int, AckingPublisher, dict[str, Any]]:
+        spool = Spool(directory, 1 << 30)
+        depth = spool.depth()
+        assert spool.holds("t.alert", b"k0")
+        publisher = AckingPublisher()
+        drainer = Drainer(spool, publisher, batch_records=10).start()
+        await eventually(lambda: spool.depth() == 0 and spool.healthy(), seconds=15)
+        await spool.append("t.alert", b"k0", b"after", HEADERS, "after")  # room again
+        await eventually(lambda: spool.depth() == 0)
+        detail = spool.detail()
+        await drainer.stop(grace=1)
+        await spool.close()
+        return depth, publisher, detail
+
+    with small_tmpfs(tmp_path / "spool", "1m") as directory:
+        crashed = subprocess.run(
+            [sys.executable, "-c", FILLING_WRITER, str(directory)], capture_output=True, text=True
+        )
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+        written = int(crashed.stdout)
+        depth, publisher, detail = run(scenario(directory))
+        assert files(directory) == []
+    assert depth == written > 20
+    assert len(publisher.produced) == written + 1 and set(publisher.produced.values()) == {1}
+    assert detail["failing"] == {}
