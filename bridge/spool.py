@@ -190,8 +190,8 @@ class _Store:
             self.db.execute("COMMIT")
         except BaseException:
             # A failed COMMIT (disk full, I/O error) may leave the transaction open, and a later
-            # COMMIT would then write rows whose request was answered 503. SQLite may also have
-            # rolled back by itself, when ROLLBACK fails: the first error is the one that matters.
+            # COMMIT would then write rows whose request was answered 503. SQLite may already
+            # have rolled back by itself; a failing ROLLBACK must not hide the first error.
             if self.db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self.db.execute("ROLLBACK")
