@@ -61,6 +61,7 @@ OPERATIONS = ("write", "delete", "read")  # the `operation` of spool_errors_tota
 # Retrying a failed deletion or probing a failed disk: first after this long, doubling up to the maximum.
 REPAIR_MIN_SECONDS = 0.5
 REPAIR_MAX_SECONDS = 5.0
+PROBE_BYTES = 64 * 1024
 _DB_SUFFIX = ".db"
 _LOCK_SUFFIX = ".lock"
 _SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
@@ -237,9 +238,14 @@ class _Store:
         return oldest
 
     def probe(self) -> None:
-        """A small committed write (the database header page, fsync'ed): does the disk take writes?"""
+        """Does the disk take writes again? A committed (fsync'ed) write of PROBE_BYTES, more
+        than a batch of ordinary records: a write of a page or two can fit on a disk that still
+        refuses every record, and the spool would then claim to work when it does not."""
         with self._transaction():
-            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self.db.execute("CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+            self.db.execute("INSERT OR REPLACE INTO probe (id, data) VALUES (1, zeroblob(?))", (PROBE_BYTES,))
+        with contextlib.suppress(sqlite3.Error), self._transaction():  # the next probe replaces it anyway
+            self.db.execute("DELETE FROM probe")
 
     def adopt(self, orphan: Path) -> _Summary:
         """Move every row of a dead process's spool behind ours, in its order, in one transaction."""
