@@ -59,6 +59,8 @@ RETRY_AFTER_SECONDS = "1"
 _JSON_TYPES = (b"application/json",)
 # Spool reasons for which the record goes to the spool without a produce attempt.
 _SPOOLED_UNTRIED = frozenset({"key_in_spool", "kafka_disconnected"})
+# Refusals logged by RefusalLog (once per window, with counts), not line by line.
+_SPOOL_REFUSALS = frozenset({"spool_full", "spool_error"})
 # Marks a request refused before its body was read: logged by RefusalLog, not line by line.
 _AT_THE_DOOR = "_at_the_door"
 # Marks an unauthenticated client's failure to send its body (timeout, disconnect): a flood of
@@ -138,14 +140,21 @@ class Runtime:
         if publisher is None:
             return ReadyState(False, {"kafka": "producer not started"})
         state = await publisher.ready(self.topics, self.settings.readiness_cache_seconds)
-        if not state.ready and not state.reachable and self.spool is not None and self.spool.has_room():
-            # The spool takes the webhooks while Kafka is away: stay in the Service, or Unit21's
-            # retries would meet a closed door and the webhooks would be lost.
-            return ReadyState(True, {**state.detail, "kafka_outage": "webhooks are spooled"})
+        spool = self.spool
+        if not state.ready and not state.reachable and spool is not None:
+            if spool.has_room() and spool.writable():
+                # The spool takes the webhooks while Kafka is away: stay in the Service, or Unit21's
+                # retries would meet a closed door and the webhooks would be lost.
+                return ReadyState(True, {**state.detail, "kafka_outage": "webhooks are spooled"})
+            if not spool.writable():
+                # Neither Kafka nor the disk can keep a 2xx promise: out of the Service, so that
+                # Unit21's retries reach a pod that can (docs/delivery.md).
+                return ReadyState(False, {**state.detail, "kafka_outage": "the spool's disk is failing"})
         return state
 
     async def _spool_ready(self) -> ReadyState:
-        """Never fails on its own: a full spool matters only while Kafka is away (see _kafka_ready)."""
+        """Never fails on its own: a full or failing spool matters only while Kafka is away (see
+        _kafka_ready); with Kafka up, webhooks go to Kafka and the detail shows the spool's health."""
         if self.spool is None:
             return ReadyState(True, {"spool": {"enabled": self.settings.spool_enabled}})
         return ReadyState(True, {"spool": {"enabled": True, **self.spool.detail()}})
@@ -207,6 +216,11 @@ class WebhookEndpoint:
                 context["error"],
                 context["detail"],
             )
+            return
+        if context.get("error") in _SPOOL_REFUSALS:
+            # They come by the thousand while the disk is full or failing: once per window too.
+            refusals = self.runtime.refusals
+            refusals.refused(context["error"], context.get("detail", ""), context["latency_ms"], context)
             return
         refused = response.status_code >= 500 or context.get("error", "").startswith("kafka:")
         level = logging.WARNING if refused else logging.INFO
@@ -434,8 +448,10 @@ class WebhookEndpoint:
             headers = [*message.headers, *span.headers]
             if spool is not None and spool.holds(message.topic, message.key):
                 reason = "key_in_spool"  # publishing now would overtake the earlier record of this key
-            elif spool is not None and not publisher.connected:
-                reason = "kafka_disconnected"  # no point waiting out the delivery deadline
+            elif spool is not None and not publisher.connected and spool.writable():
+                # No point waiting out the delivery deadline. But with the spool's disk failing,
+                # Kafka is tried: it may be back, and only a delivery tells the producer so.
+                reason = "kafka_disconnected"
             else:
                 try:
                     delivery = await publisher.publish(message.topic, message.key, message.value, headers)
@@ -471,10 +487,10 @@ class WebhookEndpoint:
             try:
                 await spool.append(message.topic, message.key, message.value, headers, message.event_id)
             except SpoolFull as exc:
-                context["error"] = "spool_full"
+                context.update(error="spool_full", detail=str(exc))
                 return _unavailable(message, "spool_full", f"Kafka is unavailable and {exc}")
             except SpoolError as exc:
-                context["error"] = "spool_error"
+                context.update(error="spool_error", detail=str(exc))
                 return _unavailable(message, "spool_error", f"Kafka is unavailable and {exc}")
         self.runtime.metrics.spooled.labels(reason).inc()
         context.update(spooled=True, spool_reason=reason)
@@ -615,7 +631,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         spool: Spool | None = None
         if settings.spool_enabled:
             spool = Spool(
-                settings.spool_dir, settings.spool_max_bytes, observer=runtime.metrics.observe_spool
+                settings.spool_dir,
+                settings.spool_max_bytes,
+                observer=runtime.metrics.observe_spool,
+                on_error=runtime.metrics.spool_error,
+                on_health=runtime.metrics.spool_health,
             )
             log.info("disk spool: %s (limit %d bytes)", spool.path, settings.spool_max_bytes)
         else:

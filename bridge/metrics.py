@@ -8,7 +8,8 @@ writes every value to an mmap'd file per process instead, and `/metrics` merges 
 all workers, whichever worker answers the scrape.
 
 Hooks for the spool and dedup code: `Metrics.observe_spool(depth, oldest_age_seconds)`,
-`Metrics.dedup_hit()` and the `spooled` counter.
+`Metrics.spool_error(operation)`, `Metrics.spool_health(healthy)`, `Metrics.dedup_hit()` and the
+`spooled` counter.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from bridge import __version__
 from bridge.config import ConfigError, Settings
 from bridge.routes import KNOWN_ACTIONS
+from bridge.spool import OPERATIONS as SPOOL_OPERATIONS
 
 NAMESPACE: Final = "unit21_bridge"
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
@@ -151,6 +153,23 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.spool_errors = Counter(
+            f"{NAMESPACE}_spool_errors_total",
+            "Failed operations on the disk spool, by operation: write (appending records, or probing "
+            "whether a failed disk takes writes again), delete (removing records Kafka acknowledged), "
+            "read (reading records to deliver).",
+            ["operation"],
+            registry=r,
+        )
+        for operation in SPOOL_OPERATIONS:
+            self.spool_errors.labels(operation)
+        self.spool_healthy = Gauge(
+            f"{NAMESPACE}_spool_healthy",
+            "1 while every operation on the disk spool works, 0 while writes, deletes or reads fail "
+            "(the lowest of the worker processes).",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
         self.dedup_hits = Counter(
             f"{NAMESPACE}_dedup_hits_total",
             "Webhook retries recognised as already published and not produced again.",
@@ -224,6 +243,14 @@ class Metrics:
         """Called by the spool whenever its content changes (and on a timer while not empty)."""
         self.spool_depth.set(depth)
         self.spool_oldest_age.set(oldest_age_seconds)
+
+    def spool_error(self, operation: str) -> None:
+        """Called by the spool for each failed write, delete or read."""
+        self.spool_errors.labels(operation).inc()
+
+    def spool_health(self, healthy: bool) -> None:
+        """Called by the spool when it opens and whenever its health changes."""
+        self.spool_healthy.set(1 if healthy else 0)
 
     def dedup_hit(self) -> None:
         """Called by the dedup store each time a retry is answered without producing again."""
