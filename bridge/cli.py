@@ -13,7 +13,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,17 +21,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from bridge import __version__, routes, schema_cli
-from bridge.config import ConfigError, Settings, check_spool_dir
+from bridge.config import BODY_COPIES, WORKER_BASELINE_BYTES, ConfigError, Settings, check_spool_dir
 
 log = logging.getLogger("bridge.cli")
 
 DEFAULT_URL = "http://127.0.0.1:8080/webhooks/unit21"
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "webhooks"
-
-
-def client_config(settings: Settings) -> dict[str, Any]:
-    """Connection settings shared by admin and consumer clients (security, SASL, TLS)."""
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers, **settings.kafka_properties}
 
 
 def cluster_settings(args: argparse.Namespace, command: str) -> Settings | None:
@@ -65,6 +60,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from bridge import door
     from bridge.logs import configure_logging
 
     settings = Settings.from_env()
@@ -75,22 +71,62 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.spool_enabled:
             check_spool_dir(settings.spool_dir)
         _check_producer_config(settings)
+        _check_memory(settings)
+        fd_limit = door.raise_fd_limit(settings)
         _prepare_metrics_dir(settings, workers)
     except (ConfigError, ValueError) as exc:
         print(f"unit21-bridge: cannot start: {exc}", file=sys.stderr)
         return 2
+    log.info(
+        "limits per worker: %d connections (open-file limit %d), %d webhooks handled at once, request "
+        "head %d bytes within %g s, body %d bytes within %g s, idle connections closed after %g s",
+        settings.max_connections,
+        fd_limit,
+        settings.max_concurrency,
+        settings.max_header_bytes,
+        settings.header_timeout_seconds,
+        settings.max_body_bytes,
+        settings.body_timeout_seconds,
+        settings.keepalive_timeout_seconds,
+    )
     uvicorn.run(
         "bridge.app:app_from_env",
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
         workers=workers,
-        **UVICORN_OPTIONS,
+        **{**UVICORN_OPTIONS, **door.uvicorn_options(settings)},
         # In-flight requests get this long after SIGTERM; the lifespan then stops the drainer
         # and flushes the producer within what is left (bridge/app.py).
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
+
+
+def _check_memory(settings: Settings) -> None:
+    """Log one worker's worst-case memory and refuse to start when it exceeds the budget."""
+    worst = settings.worst_case_memory_bytes()
+    mib = 1024 * 1024
+    arithmetic = (
+        f"{WORKER_BASELINE_BYTES // mib} MiB baseline + BRIDGE_MAX_CONCURRENCY={settings.max_concurrency} x "
+        f"{BODY_COPIES} x BRIDGE_MAX_BODY_BYTES={settings.max_body_bytes} + BRIDGE_MAX_CONNECTIONS="
+        f"{settings.max_connections} x BRIDGE_MAX_HEADER_BYTES={settings.max_header_bytes}"
+    )
+    if worst > settings.memory_budget_bytes:
+        raise ConfigError(
+            f"one worker may need {worst} bytes ({worst / mib:.0f} MiB = {arithmetic}), more than "
+            f"BRIDGE_MEMORY_BUDGET_BYTES={settings.memory_budget_bytes} "
+            f"({settings.memory_budget_bytes / mib:.0f} MiB): lower BRIDGE_MAX_CONCURRENCY, "
+            "BRIDGE_MAX_BODY_BYTES, BRIDGE_MAX_CONNECTIONS or BRIDGE_MAX_HEADER_BYTES, or raise "
+            "BRIDGE_MEMORY_BUDGET_BYTES (and the container's memory limit)"
+        )
+    log.info(
+        "worst-case memory per worker: %d bytes (%.0f MiB = %s), budget BRIDGE_MEMORY_BUDGET_BYTES=%d",
+        worst,
+        worst / mib,
+        arithmetic,
+        settings.memory_budget_bytes,
+    )
 
 
 def _prepare_metrics_dir(settings: Settings, workers: int) -> None:
@@ -140,6 +176,7 @@ def _check_producer_config(settings: Settings) -> None:
 def cmd_dev(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from bridge import door
     from bridge.app import create_app
     from bridge.embedded import EmbeddedBroker
     from bridge.logs import configure_logging
@@ -147,6 +184,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format or "text")
+    try:
+        door.raise_fd_limit(settings)
+    except ConfigError as exc:
+        print(f"unit21-bridge: cannot start: {exc}", file=sys.stderr)
+        return 2
     broker: EmbeddedBroker | None = None
     overrides: dict[str, object] = {}
     if not settings.kafka_bootstrap_servers:
@@ -168,8 +210,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         )
     settings = settings.model_copy(update=overrides)
     try:
-        names = [settings.topic(suffix) for suffix in routes.ALL_SUFFIXES]
-        created = create_topics(client_config(settings), names, partitions=3, replication_factor=-1)
+        names = routes.all_topics(settings.topic_prefix)
+        created = create_topics(settings.kafka_client_config(), names, partitions=3, replication_factor=-1)
         log.info("topics: %s", ", ".join(f"{name} ({state})" for name, state in created.items()))
         sample = EXAMPLES_DIR / "alert_created.json"
         url = f"http://{args.host}:{args.port}/webhooks/unit21"
@@ -193,7 +235,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             create_app(settings),
             host=args.host,
             port=args.port,
-            **UVICORN_OPTIONS,
+            **{**UVICORN_OPTIONS, **door.uvicorn_options(settings)},
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
     finally:
@@ -254,14 +296,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+    from confluent_kafka import KafkaException
 
     from bridge.codec import DecodeError
     from bridge.detect import DetectingCodec
     from bridge.messages import MessageBuilder
     from bridge.payload import dumps
     from bridge.schemas import SchemaSet
-    from bridge.topics import END_OF_BATCH_GRACE_SECONDS, assigned_consumer
 
     settings = cluster_settings(args, "tail")
     if settings is None:
@@ -270,36 +311,9 @@ def cmd_tail(args: argparse.Namespace) -> int:
     schemas = SchemaSet.load()
     codec = DetectingCodec(schemas, settings)  # single-object or Confluent framing, by the first byte
     builder = MessageBuilder(schemas, codec, settings.topic_prefix)
-    start = OFFSET_END if args.from_end else OFFSET_BEGINNING
+    printed = 0
     try:
-        consumer, watermarks = assigned_consumer(client_config(settings), topic, "tail", start)
-    except LookupError as exc:
-        print(f"unit21-bridge tail: {exc}", file=sys.stderr)
-        return 2
-    try:
-        ends = {partition: high for partition, (_, high) in watermarks.items()}
-        remaining = {p for p, high in ends.items() if high > 0} if not args.from_end else set()
-        last_read: float | None = None  # once a record was read, the watermarks may lag (topics.py)
-        printed = 0
-        deadline = time.monotonic() + args.timeout if args.timeout else None
-        while (
-            args.follow
-            or remaining
-            or (last_read is not None and time.monotonic() - last_read < END_OF_BATCH_GRACE_SECONDS)
-        ):
-            if deadline is not None and time.monotonic() > deadline:
-                break
-            msg = consumer.poll(0.5 if args.follow or remaining else 0.1)
-            if msg is None:
-                continue
-            last_read = time.monotonic()
-            error = msg.error()
-            if error is not None:
-                print(f"unit21-bridge tail: {error.str()}", file=sys.stderr)
-                continue
-            partition, offset = msg.partition() or 0, msg.offset() or 0
-            if offset + 1 >= ends.get(partition, 0):
-                remaining.discard(partition)
+        for msg in _tail_messages(settings.kafka_client_config(), topic, args):
             try:
                 schema, record = codec.decode(msg.value() or b"")
             except DecodeError as exc:
@@ -330,9 +344,43 @@ def cmd_tail(args: argparse.Namespace) -> int:
             printed += 1
             if args.max_messages and printed >= args.max_messages:
                 break
+    except (LookupError, TimeoutError, KafkaException) as exc:
+        print(f"unit21-bridge tail: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _tail_messages(config: dict[str, Any], topic: str, args: argparse.Namespace) -> Iterator[Any]:
+    """The records `tail` prints: the topic read to its end (topics.read_to_end) or, with
+    --follow, everything from the start (or from now, --from-end) until --timeout."""
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError
+
+    from bridge.topics import assigned_consumer, read_to_end
+
+    if not args.follow:
+        if args.from_end:
+            return  # nothing produced yet, and no waiting for it
+        try:
+            yield from read_to_end(config, topic, "tail", timeout=args.timeout or 60.0)
+        except TimeoutError:
+            if not args.timeout:
+                raise  # the topic could not be read to its end: say so
+        return  # --timeout: stop after that many seconds, as asked
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    consumer, _ = assigned_consumer(config, topic, "tail", OFFSET_END if args.from_end else OFFSET_BEGINNING)
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    print(f"unit21-bridge tail: {error.str()}", file=sys.stderr)
+                continue
+            yield msg
     finally:
         consumer.close()
-    return 0
 
 
 # -- topics -------------------------------------------------------------------------------
@@ -351,10 +399,10 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
             print(f"unit21-bridge topics: --config expects key=value, got {item!r}", file=sys.stderr)
             return 2
         config[key] = value
-    names = [settings.topic(suffix) for suffix in routes.ALL_SUFFIXES]
+    names = routes.all_topics(settings.topic_prefix)
     try:
         result = create_topics(
-            client_config(settings),
+            settings.kafka_client_config(),
             names,
             partitions=args.partitions,
             replication_factor=args.replication_factor,
@@ -536,8 +584,11 @@ def build_parser() -> argparse.ArgumentParser:
     spool_list = spool_sub.add_parser(
         "list",
         help="print every record waiting in the spool as a JSON line (oldest first per file)",
+        formatter_class=formatter,
         description="Reads the spool files read-only while the bridge runs: no sqlite3 shell needed "
         "in the container. A summary (records, bytes, files, oldest age) goes to stderr.",
+        epilog="example:\n  unit21-bridge spool list\n"
+        "  unit21-bridge spool list --dir /var/lib/unit21-bridge/spool --limit 20",
     )
     spool_list.add_argument("--dir", help="the spool directory (default: BRIDGE_SPOOL_DIR)")
     spool_list.add_argument("--limit", type=int, default=0, help="print at most this many records")

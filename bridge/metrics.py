@@ -8,14 +8,14 @@ writes every value to an mmap'd file per process instead, and `/metrics` merges 
 all workers, whichever worker answers the scrape.
 
 Hooks for the spool and dedup code: `Metrics.observe_spool(depth, oldest_age_seconds)`,
-`Metrics.dedup_hit()` and the `spooled` counter.
+`Metrics.spool_error(operation)`, `Metrics.spool_health(healthy)`, `Metrics.dedup_hit()` and the
+`spooled` counter.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import threading
 from typing import Final
 
 from prometheus_client import (
@@ -30,6 +30,8 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 
 from bridge import __version__
 from bridge.config import ConfigError, Settings
+from bridge.routes import KNOWN_ACTIONS
+from bridge.spool import OPERATIONS as SPOOL_OPERATIONS
 
 NAMESPACE: Final = "unit21_bridge"
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
@@ -37,8 +39,8 @@ MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 
 # Unit21 answers its own retries within ~3 s, so the interesting range is 1 ms .. 5 s.
 LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
-# An authenticated sender chooses `change`, so the action label is capped to keep series bounded.
-MAX_ACTION_LABELS: Final = 64
+# An authenticated sender chooses `change`, so the action label takes only the known action
+# types (routes.KNOWN_ACTIONS); any other is `other`.
 OTHER_ACTION: Final = "other"
 NO_ACTION: Final = "none"
 
@@ -54,8 +56,6 @@ class Metrics:
             )
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self._actions: set[str] = set()
-        self._actions_lock = threading.Lock()
         # Labelled children looked up once: `.labels()` costs more than the update itself and
         # these are updated once per webhook. Keys are bounded (capped actions, our statuses
         # and topics).
@@ -153,11 +153,49 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.spool_errors = Counter(
+            f"{NAMESPACE}_spool_errors_total",
+            "Failed operations on the disk spool, by operation: write (appending records, or probing "
+            "whether a failed disk takes writes again), delete (removing records Kafka acknowledged), "
+            "read (reading records to deliver).",
+            ["operation"],
+            registry=r,
+        )
+        for operation in SPOOL_OPERATIONS:
+            self.spool_errors.labels(operation)
+        self.spool_healthy = Gauge(
+            f"{NAMESPACE}_spool_healthy",
+            "1 while every operation on the disk spool works, 0 while writes, deletes or reads fail "
+            "(the lowest of the worker processes).",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
         self.dedup_hits = Counter(
             f"{NAMESPACE}_dedup_hits_total",
             "Webhook retries recognised as already published and not produced again.",
             registry=r,
         )
+        self.connections_open = Gauge(
+            f"{NAMESPACE}_connections_open",
+            "Client connections open on the webhook port (BRIDGE_MAX_CONNECTIONS per process).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.connections_closed = Counter(
+            f"{NAMESPACE}_connections_closed_total",
+            "Client connections the bridge closed on its own, by reason (connection_limit, header_timeout, "
+            "header_too_large, idle_timeout, body_timeout).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in (
+            "connection_limit",
+            "header_timeout",
+            "header_too_large",
+            "idle_timeout",
+            "body_timeout",
+        ):
+            self.connections_closed.labels(reason)
         self.build_info = Gauge(
             f"{NAMESPACE}_build_info",
             "Always 1; the labels say which build is running.",
@@ -173,16 +211,11 @@ class Metrics:
 
     # -- hooks ------------------------------------------------------------------------------
 
-    def action_label(self, action: str | None) -> str:
+    @staticmethod
+    def action_label(action: str | None) -> str:
         if not action:
             return NO_ACTION
-        if action in self._actions:
-            return action
-        with self._actions_lock:
-            if len(self._actions) >= MAX_ACTION_LABELS:
-                return OTHER_ACTION
-            self._actions.add(action)
-        return action
+        return action if action in KNOWN_ACTIONS else OTHER_ACTION
 
     def observe_request(self, action: str | None, status: int, seconds: float) -> None:
         key = (self.action_label(action), status)
@@ -210,6 +243,14 @@ class Metrics:
         """Called by the spool whenever its content changes (and on a timer while not empty)."""
         self.spool_depth.set(depth)
         self.spool_oldest_age.set(oldest_age_seconds)
+
+    def spool_error(self, operation: str) -> None:
+        """Called by the spool for each failed write, delete or read."""
+        self.spool_errors.labels(operation).inc()
+
+    def spool_health(self, healthy: bool) -> None:
+        """Called by the spool when it opens and whenever its health changes."""
+        self.spool_healthy.set(1 if healthy else 0)
 
     def dedup_hit(self) -> None:
         """Called by the dedup store each time a retry is answered without producing again."""
