@@ -17,12 +17,15 @@ import subprocess
 import sys
 import timeit
 import types
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+# The checkout this script is in, before an installed copy: `--against` compares with it.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bodies import generate
+from bodies import generate  # bench/ is on sys.path as the script's directory, as for run.py
+
 from bridge.codec import SingleObjectCodec
 from bridge.messages import MessageBuilder
 from bridge.payload import dumps, parse
@@ -76,10 +79,10 @@ def compare(revision: str, number: int, repeat: int) -> None:
         figures = [0.0, 0.0, 0.0, 0.0]
         for _ in range(repeat):  # interleaved: each round times all four back to back
             rounds = [
-                timeit.timeit(lambda body=body: old.parse(body), number=number),
-                timeit.timeit(lambda body=body: parse(body), number=number),
-                timeit.timeit(lambda value=custom: old.dumps(value), number=number),
-                timeit.timeit(lambda value=custom: dumps(value), number=number),
+                timeit.timeit(partial(old.parse, body), number=number),
+                timeit.timeit(partial(parse, body), number=number),
+                timeit.timeit(partial(old.dumps, custom), number=number),
+                timeit.timeit(partial(dumps, custom), number=number),
             ]
             figures = [r if not figures[i] else min(figures[i], r) for i, r in enumerate(rounds)]
         figures = [f / number * 1e6 for f in figures]
