@@ -68,8 +68,9 @@ def test_metrics_count_real_traffic_exactly(kafka: KafkaCluster, prefix: str) ->
     assert total(m, P + "delivery_failures_total") == 0
 
     for topic in ("alert", "dlq", "unrecognized"):
-        assert value(m, P + "kafka_ack_latency_seconds_count", topic=prefix + topic) == 1
-        assert value(m, P + "kafka_ack_latency_seconds_sum", topic=prefix + topic) > 0
+        assert value(m, P + "kafka_ack_latency_seconds_count", topic=prefix + topic, path="request") == 1
+        assert value(m, P + "kafka_ack_latency_seconds_sum", topic=prefix + topic, path="request") > 0
+        assert value(m, P + "kafka_ack_latency_seconds_count", topic=prefix + topic, path="drain") == 0
     assert value(m, P + "webhook_request_duration_seconds_count", status_class="2xx") == 3
     assert value(m, P + "webhook_request_duration_seconds_count", status_class="4xx") == 4
     assert value(m, P + "webhook_requests_in_flight") == 0
@@ -111,9 +112,9 @@ def test_unreachable_broker_counts_delivery_failures(prefix: str) -> None:
 
     assert ready.status_code == 503
     assert ready.json()["failing"] == ["kafka"]
-    assert value(m, P + "delivery_failures_total", reason="timeout") == 1
+    assert value(m, P + "delivery_failures_total", reason="timeout", path="request") == 1
     assert value(m, P + "webhook_requests_total", action="ALERT_CREATED", status="503") == 1
     assert value(m, P + "records_produced_total", topic=prefix + "alert") == 0
-    assert value(m, P + "kafka_ack_latency_seconds_count", topic=prefix + "alert") == 1
+    assert value(m, P + "kafka_ack_latency_seconds_count", topic=prefix + "alert", path="request") == 1
     assert total(m, P + "kafka_client_errors_total") >= 1
     assert value(m, P + "webhook_request_duration_seconds_count", status_class="5xx") == 1

@@ -240,7 +240,9 @@ class FlakyPublisher:
         self.failures = failures
         self.acked: list[bytes] = []
 
-    async def publish(self, topic: str, key: bytes, value: bytes, headers: Any) -> None:
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Any, path: str = "request"
+    ) -> None:
         await asyncio.sleep(0)
         if self.failures > 0:
             self.failures -= 1
