@@ -579,6 +579,7 @@ class Drainer:
         self._task: asyncio.Task[None] | None = None
         self._run_started: float | None = None
         self._run_count = 0
+        self.delivered = 0  # records acknowledged and deleted since start()
 
     def start(self) -> Drainer:
         self._task = asyncio.create_task(self._run(), name="spool-drainer")
@@ -657,6 +658,7 @@ class Drainer:
                 failed.append(result)
         await self.spool.remove(acked)
         self._run_count += len(acked)
+        self.delivered += len(acked)
         if failed:
             reasons = Counter(getattr(exc, "reason", type(exc).__name__) for exc in failed)
             log.warning(
