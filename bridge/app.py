@@ -17,6 +17,7 @@ What each delivery outcome answers (docs/delivery.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -56,6 +57,7 @@ log = logging.getLogger("bridge.app")
 
 WEBHOOK_PATH = "/webhooks/unit21"
 RETRY_AFTER_SECONDS = "1"
+SCRAPE_READINESS_SECONDS = 0.5
 _JSON_TYPES = (b"application/json",)
 # Spool reasons for which the record goes to the spool without a produce attempt.
 _SPOOLED_UNTRIED = frozenset({"key_in_spool", "kafka_disconnected"})
@@ -538,7 +540,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         return json_response(200 if ready else 503, {"ready": ready, "failing": failing, "detail": detail})
 
     async def metrics(request: Request) -> Response:
-        await runtime.check_readiness()  # ready{check}, as of now (the checks cache their answers)
+        # ready{check} as of now; bounded, as a check may wait on an unreachable Kafka (its
+        # answer then lands in the cache for the next scrape or probe).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runtime.check_readiness(), SCRAPE_READINESS_SECONDS)
         runtime.refresh_gauges()
         return Response(runtime.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 

@@ -164,9 +164,10 @@ class Publisher:
 
     @connected.setter
     def connected(self, value: bool) -> None:
-        if value:
+        first = value and not self.ever_connected
+        if first:
             self.ever_connected = True
-        if value != self._connected:
+        if first or value != self._connected:
             self._connected = value
             self._show_connected()
 
