@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 import pytest
 
@@ -53,3 +54,37 @@ def test_the_count_is_logged_when_the_window_ends_without_another_refusal(
     with caplog.at_level(logging.WARNING, logger="bridge.app"):
         asyncio.run(scenario())
     assert [r.getMessage() for r in caplog.records][-1].startswith("2 more webhook request(s) answered 503")
+
+
+def test_lines_from_a_thread_without_a_loop_are_counted_then_summed_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """librdkafka's callbacks also run on the thread that flushes the producer at shutdown."""
+    now = [0.0]
+    quiet = RefusalLog(30.0, clock=lambda: now[0], logger=logging.getLogger("bridge.publisher"))
+
+    def line() -> None:
+        quiet.once(
+            "error:_TRANSPORT",
+            logging.WARNING,
+            "kafka error: %s",
+            "Connection refused",
+            extra={"kafka_error": "_TRANSPORT"},
+            summary="kafka error(s) _TRANSPORT",
+            summary_fields={"kafka_error": "_TRANSPORT"},
+        )
+
+    with caplog.at_level(logging.WARNING, logger="bridge.publisher"):
+        worker = threading.Thread(target=lambda: [line() for _ in range(5)])
+        worker.start()
+        worker.join()
+        now[0] = 31.0  # the window is over: the next line first sums up the last one
+        line()
+        line()
+        quiet.flush()
+    assert [(r.getMessage(), getattr(r, "repeated", None)) for r in caplog.records] == [
+        ("kafka error: Connection refused", None),
+        ("4 more kafka error(s) _TRANSPORT in the last 30.0 s; logged once per window", 4),
+        ("kafka error: Connection refused", None),
+        ("1 more kafka error(s) _TRANSPORT in the last 30.0 s; logged once per window", 1),
+    ]
