@@ -132,7 +132,8 @@ def test_a_killed_workers_gauges_are_dropped(cuttable: FaultyKafka, tmp_path: Pa
         files = {db: spooled_records(db) for db in spool_dir.glob("*.db")}
         victim_db = max(files, key=lambda db: files[db])
         victim = int(victim_db.name.split("-")[1])
-        assert 0 < files[victim_db] < 40, files  # both workers hold some (a new connection per request)
+        # The kernel may hand every connection to one worker: the victim is the one holding most.
+        assert files[victim_db] > 0, files
         assert value(scrape(base), "unit21_bridge_spool_messages") == 40
         os.kill(victim, signal.SIGKILL)
         # uvicorn's supervisor starts a new worker, which adopts the dead one's spool file.
