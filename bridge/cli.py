@@ -434,6 +434,7 @@ def cmd_spool_drain(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = asyncio.run(_drain_directory(settings, directory, args.timeout))
+        _count_leftovers(summary, directory)
     except (SpoolError, ValueError) as exc:
         print(f"unit21-bridge spool drain: {exc}", file=sys.stderr)
         return 1
@@ -447,11 +448,13 @@ class _DrainSummary:
         self.left = 0  # in the files this command took over
         self.live = 0  # in files a live process holds (it delivers them itself)
         self.live_files = 0
+        self.unreadable: list[str] = []  # files adoption could not read, renamed *.unreadable
+        self.own_file: str | None = None
         self.reason: str | None = None
 
     @property
     def done(self) -> bool:
-        return self.reason is None and not self.left and not self.live
+        return self.reason is None and not self.left and not self.live and not self.unreadable
 
     def render(self, directory: Path) -> str:
         lines = [f"spool drain: {self.delivered} record(s) delivered to Kafka from {directory}"]
@@ -464,6 +467,11 @@ class _DrainSummary:
                 f"NOT DONE: {self.live} record(s) in {self.live_files} file(s) locked by a live bridge "
                 "process, which delivers them itself (stop it, or let it drain, then run this again)"
             )
+        if self.unreadable:
+            lines.append(
+                f"NOT DONE: {len(self.unreadable)} spool file(s) could not be read and are kept for "
+                f"inspection (see the log above): {', '.join(self.unreadable)}"
+            )
         if self.done:
             lines.append("done: no record left in the spool directory")
         return "\n".join(lines)
@@ -475,7 +483,7 @@ async def _drain_directory(settings: Settings, directory: Path, seconds: float) 
     import asyncio
 
     from bridge.publisher import Publisher, producer_config
-    from bridge.spool import Drainer, Spool, list_spooled, spool_files
+    from bridge.spool import Drainer, Spool
 
     summary = _DrainSummary()
     deadline = time.monotonic() + seconds
@@ -515,10 +523,18 @@ async def _drain_directory(settings: Settings, directory: Path, seconds: float) 
             await spool.close()  # empty: removed; otherwise it stays, for the next bridge or run
     finally:
         await asyncio.to_thread(publisher.close, 5.0)
-    live = [entry for entry in list_spooled(spool_files(directory)) if entry.file != own]
+    summary.own_file = own
+    return summary
+
+
+def _count_leftovers(summary: _DrainSummary, directory: Path) -> None:
+    """What is still in the directory besides the file this command kept (if any)."""
+    from bridge.spool import list_spooled, spool_files
+
+    live = [entry for entry in list_spooled(spool_files(directory)) if entry.file != summary.own_file]
     summary.live = len(live)
     summary.live_files = len({entry.file for entry in live})
-    return summary
+    summary.unreadable = sorted(path.name for path in directory.glob("*.unreadable"))
 
 
 # -- parser -------------------------------------------------------------------------------
