@@ -30,14 +30,14 @@ def main() -> None:
     settings = Settings.from_env()
     schemas = SchemaSet.load()
     builder = MessageBuilder(schemas, SingleObjectCodec(schemas), settings.topic_prefix)
-    messages = []
+    messages: list[tuple[str, bytes, bytes, list[tuple[str, str | bytes | None]]]] = []
     with open(bodies_file, "rb") as lines:
         for line in lines:
             _, body = line.rstrip(b"\n").split(b"\t", 1)
             m = builder.build(
                 body, orjson.loads(body), event_id=event_id(body), received_at_ms=0, signature_timestamp=0
             )
-            messages.append((m.topic, m.key, m.value, m.headers))
+            messages.append((m.topic, m.key, m.value, list(m.headers)))
 
     from bridge.publisher import producer_config
 

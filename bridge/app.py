@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge import routes
 from bridge.codec import Codec, SingleObjectCodec
@@ -516,7 +516,7 @@ class BridgeApp(Starlette):
     An exception that escapes the endpoint (a bug) is logged by uvicorn and answered 500.
     """
 
-    def __init__(self, webhook: WebhookEndpoint, **kwargs: Any) -> None:
+    def __init__(self, webhook: ASGIApp, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.webhook = webhook
 

@@ -13,7 +13,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -254,13 +254,12 @@ def _jsonable(value: Any) -> Any:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+    from confluent_kafka import KafkaException
 
     from bridge.codec import DecodeError
     from bridge.detect import DetectingCodec
     from bridge.messages import MessageBuilder
     from bridge.schemas import SchemaSet
-    from bridge.topics import END_OF_BATCH_GRACE_SECONDS, assigned_consumer
 
     settings = cluster_settings(args, "tail")
     if settings is None:
@@ -269,36 +268,9 @@ def cmd_tail(args: argparse.Namespace) -> int:
     schemas = SchemaSet.load()
     codec = DetectingCodec(schemas, settings)  # single-object or Confluent framing, by the first byte
     builder = MessageBuilder(schemas, codec, settings.topic_prefix)
-    start = OFFSET_END if args.from_end else OFFSET_BEGINNING
+    printed = 0
     try:
-        consumer, watermarks = assigned_consumer(client_config(settings), topic, "tail", start)
-    except LookupError as exc:
-        print(f"unit21-bridge tail: {exc}", file=sys.stderr)
-        return 2
-    try:
-        ends = {partition: high for partition, (_, high) in watermarks.items()}
-        remaining = {p for p, high in ends.items() if high > 0} if not args.from_end else set()
-        last_read: float | None = None  # once a record was read, the watermarks may lag (topics.py)
-        printed = 0
-        deadline = time.monotonic() + args.timeout if args.timeout else None
-        while (
-            args.follow
-            or remaining
-            or (last_read is not None and time.monotonic() - last_read < END_OF_BATCH_GRACE_SECONDS)
-        ):
-            if deadline is not None and time.monotonic() > deadline:
-                break
-            msg = consumer.poll(0.5 if args.follow or remaining else 0.1)
-            if msg is None:
-                continue
-            last_read = time.monotonic()
-            error = msg.error()
-            if error is not None:
-                print(f"unit21-bridge tail: {error.str()}", file=sys.stderr)
-                continue
-            partition, offset = msg.partition() or 0, msg.offset() or 0
-            if offset + 1 >= ends.get(partition, 0):
-                remaining.discard(partition)
+        for msg in _tail_messages(client_config(settings), topic, args):
             try:
                 schema, record = codec.decode(msg.value() or b"")
             except DecodeError as exc:
@@ -318,9 +290,43 @@ def cmd_tail(args: argparse.Namespace) -> int:
             printed += 1
             if args.max_messages and printed >= args.max_messages:
                 break
+    except (LookupError, TimeoutError, KafkaException) as exc:
+        print(f"unit21-bridge tail: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _tail_messages(config: dict[str, Any], topic: str, args: argparse.Namespace) -> Iterator[Any]:
+    """The records `tail` prints: the topic read to its end (topics.read_to_end) or, with
+    --follow, everything from the start (or from now, --from-end) until --timeout."""
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError
+
+    from bridge.topics import assigned_consumer, read_to_end
+
+    if not args.follow:
+        if args.from_end:
+            return  # nothing produced yet, and no waiting for it
+        try:
+            yield from read_to_end(config, topic, "tail", timeout=args.timeout or 60.0)
+        except TimeoutError:
+            if not args.timeout:
+                raise  # the topic could not be read to its end: say so
+        return  # --timeout: stop after that many seconds, as asked
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    consumer, _ = assigned_consumer(config, topic, "tail", OFFSET_END if args.from_end else OFFSET_BEGINNING)
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    print(f"unit21-bridge tail: {error.str()}", file=sys.stderr)
+                continue
+            yield msg
     finally:
         consumer.close()
-    return 0
 
 
 # -- topics -------------------------------------------------------------------------------

@@ -60,7 +60,8 @@ def _checker() -> ReaderWriterCompatibilityChecker:
 
 def parse(text: str) -> avro.schema.Schema:
     with warnings.catch_warnings():
-        # Our `json` logical type is an annotation on string; Avro readers treat it as string.
+        # Released v1 files (and registry versions registered from them) still carry the old
+        # `"logicalType": "json"` on strings; it was never in the canonical form, so readers see string.
         warnings.simplefilter("ignore", avro.errors.IgnoredLogicalType)
         return avro.schema.parse(text)
 

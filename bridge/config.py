@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 KAFKA_ENV_PREFIX = "KAFKA_"
 
@@ -39,6 +39,9 @@ WORKER_BASELINE_BYTES = 160 * 1024 * 1024  # one idle worker: interpreter, schem
 BODY_COPIES = 4  # a body in flight is held as chunks, joined bytes, parsed document and record
 
 
+DEFAULT_SPOOL_DIR = Path("/var/lib/unit21-bridge/spool")
+
+
 class ConfigError(ValueError):
     """A setting is missing or wrong; the message names the variable and the fix."""
 
@@ -49,21 +52,33 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         default="",
         validation_alias="KAFKA_BOOTSTRAP_SERVERS",
-        description="Comma-separated host:port list of the Kafka cluster.",
+        description="Kafka cluster, host:port[,host:port]. Required by `serve`; `dev` starts an embedded "
+        "broker when it is unset.",
     )
     webhook_secrets: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         validation_alias="UNIT21_WEBHOOK_SECRETS",
-        description="Comma-separated Unit21 webhook secrets; a request signed with any of them is accepted.",
+        description="Comma-separated webhook secrets from Unit21's webhook settings; a request signed with "
+        "any of them is accepted (rotation needs the old and the new at once). Required by `serve`.",
     )
     allow_unsigned: bool = Field(
         default=False,
         validation_alias="BRIDGE_ALLOW_UNSIGNED",
-        description="Accept requests without checking signatures. Only for local experiments.",
+        description="Accept requests without a Unit21-Signature header. Only for experiments; `serve` "
+        "refuses to start with no secrets unless this is set.",
     )
-    topic_prefix: str = Field(default="unit21.", validation_alias="BRIDGE_TOPIC_PREFIX")
+    topic_prefix: str = Field(
+        default="unit21.",
+        validation_alias="BRIDGE_TOPIC_PREFIX",
+        description="Topics are `<prefix>alert`, `case`, `entity`, `rule`, `event`, `file_export`, "
+        "`unrecognized` and `dlq`.",
+    )
     signature_tolerance_seconds: int = Field(
-        default=300, ge=1, validation_alias="BRIDGE_SIGNATURE_TOLERANCE_SECONDS"
+        default=300,
+        ge=1,
+        validation_alias="BRIDGE_SIGNATURE_TOLERANCE_SECONDS",
+        description="A signature whose t= is further than this from the bridge's clock is rejected "
+        "(replay protection).",
     )
     max_body_bytes: int = Field(
         default=900 * 1024,
@@ -79,11 +94,24 @@ class Settings(BaseSettings):
         validation_alias="BRIDGE_DELIVERY_TIMEOUT_SECONDS",
         description="How long an HTTP answer waits for the broker's acknowledgement.",
     )
-    host: str = Field(default="0.0.0.0", validation_alias="BRIDGE_HOST")
-    port: int = Field(default=8080, ge=1, le=65535, validation_alias="BRIDGE_PORT")
-    workers: int = Field(default=1, ge=1, le=64, validation_alias="BRIDGE_WORKERS")
+    host: str = Field(
+        default="0.0.0.0", validation_alias="BRIDGE_HOST", description="Bind address of `serve` (--host)."
+    )
+    port: int = Field(
+        default=8080, ge=1, le=65535, validation_alias="BRIDGE_PORT", description="Port of `serve` (--port)."
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        validation_alias="BRIDGE_WORKERS",
+        description="Worker processes of `serve` (--workers); each has its own producer, spool file and "
+        "memory budget.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", validation_alias=AliasChoices("BRIDGE_LOG_LEVEL")
+        default="INFO",
+        validation_alias=AliasChoices("BRIDGE_LOG_LEVEL"),
+        description="DEBUG, INFO, WARNING or ERROR.",
     )
     log_format: Literal["json", "text"] | None = Field(
         default=None,
@@ -97,16 +125,30 @@ class Settings(BaseSettings):
     )
     # Tracing is on when an exporter is configured the standard OpenTelemetry way; the SDK
     # reads every other OTEL_* variable (service name, headers, sampler) itself.
-    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
-    otel_traces_exporter: str | None = Field(default=None, validation_alias="OTEL_TRACES_EXPORTER")
+    otel_sdk_disabled: bool = Field(
+        default=False, validation_alias="OTEL_SDK_DISABLED", description="true turns tracing off."
+    )
+    otel_traces_exporter: str | None = Field(
+        default=None,
+        validation_alias="OTEL_TRACES_EXPORTER",
+        description="otlp turns tracing on (with the OTLP endpoint below), none off.",
+    )
     otel_exporter_otlp_endpoint: str | None = Field(
-        default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+        default=None,
+        validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="OTLP/HTTP collector; setting it turns tracing on: a span per webhook, the publish as "
+        "its child, traceparent in the Kafka headers. Other OTEL_* variables are read by the SDK.",
     )
     otel_exporter_otlp_traces_endpoint: str | None = Field(
-        default=None, validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+        default=None,
+        validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        description="OTLP/HTTP endpoint for traces only (overrides the one above for traces).",
     )
     readiness_cache_seconds: float = Field(
-        default=5.0, ge=0, validation_alias="BRIDGE_READINESS_CACHE_SECONDS"
+        default=5.0,
+        ge=0,
+        validation_alias="BRIDGE_READINESS_CACHE_SECONDS",
+        description="How long /readyz reuses its last broker check.",
     )
     max_concurrency: int = Field(
         default=64,
@@ -162,8 +204,8 @@ class Settings(BaseSettings):
         ge=1,
         le=600,
         validation_alias="BRIDGE_SHUTDOWN_GRACE_SECONDS",
-        description="After SIGTERM: time for in-flight requests and the final flush. Keep it below the pod's "
-        "terminationGracePeriodSeconds.",
+        description="After SIGTERM: time for in-flight requests, delivering the spool to Kafka and the final "
+        "flush; the process exits within it + 5 s. Keep it below the pod's terminationGracePeriodSeconds.",
     )
     spool_enabled: bool = Field(
         default=True,
@@ -172,7 +214,7 @@ class Settings(BaseSettings):
         "Turning it off means a Kafka outage longer than Unit21's ~3 s retry budget loses webhooks.",
     )
     spool_dir: Path = Field(
-        default=Path("/var/lib/unit21-bridge/spool"),
+        default=DEFAULT_SPOOL_DIR,
         validation_alias="BRIDGE_SPOOL_DIR",
         description="Directory of the disk spool (one SQLite file per process); a persistent volume "
         "in production.",
@@ -245,8 +287,21 @@ class Settings(BaseSettings):
         return value
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what from_env() is given: a test's Settings.from_env({}) must not see the shell's
+        # BRIDGE_* or KAFKA_* variables behind its back (as Starlette's Config(environ=...)).
+        return (init_settings,)
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Build settings from an environment (default: the process's) plus explicit overrides."""
+        """Build settings from `environ` only (default: the process's environment) plus overrides."""
         env = dict(os.environ if environ is None else environ)
         values: dict[str, object] = {k: v for k, v in env.items() if _is_known_variable(k)}
         values["kafka_properties"] = kafka_properties_from_env(env)

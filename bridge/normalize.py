@@ -7,7 +7,7 @@ a tree of small converter functions, so validation, conversion and the inverse
 Conventions the schemas follow (checked when compiling):
 - every Unit21 field is a union ``["null", T]`` with a default, since Unit21 omits and nulls fields;
 - ``{"type": "long", "logicalType": "timestamp-millis"}`` holds Unit21's epoch *seconds* x 1000;
-- ``{"type": "string", "logicalType": "json"}`` holds a value of any shape as JSON text;
+- ``{"type": "string", "unit21.format": "json"}`` holds a value of any shape as JSON text;
 - each record ends with the bridge-owned ``extras`` (unknown fields -> JSON text) and ``absent``
   (fields that were missing, as opposed to null), which make the conversion lossless.
 """
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bridge.contract import JSON_FORMAT_PROPERTY
 from bridge.payload import dumps, json_type, loads
 
 BRIDGE_FIELD = "bridge"
@@ -196,8 +197,12 @@ class _Compiler:
             logical = schema.get("logicalType")
             if kind == "long" and logical == "timestamp-millis":
                 return _convert_seconds, _inverse_seconds
-            if kind == "string" and logical == "json":
+            if kind == "string" and schema.get(JSON_FORMAT_PROPERTY) == "json":
                 return _convert_json, _inverse_json
+            if logical == "json":  # the old marker: a plain string now, so JSON values would be refused
+                raise SchemaConventionError(
+                    f'"logicalType": "json" is gone: use "{JSON_FORMAT_PROPERTY}": "json"'
+                )
             if kind == "record":
                 normalizer = self.record(schema, top_level=False)
                 return normalizer.convert, normalizer.reassemble

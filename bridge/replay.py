@@ -12,14 +12,13 @@ twice, under the same `event_id`, which consumers already dedupe on (docs/delive
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from bridge import routes
 from bridge.codec import DecodeError, SingleObjectCodec
@@ -28,7 +27,7 @@ from bridge.messages import MessageBuilder, OutgoingMessage
 from bridge.payload import PayloadError, parse
 from bridge.publisher import producer_config
 from bridge.schemas import SchemaSet
-from bridge.topics import END_OF_BATCH_GRACE_SECONDS, assigned_consumer
+from bridge.topics import read_to_end
 
 # A replay is not answering an HTTP request: give the broker time rather than fail fast.
 REPLAY_DELIVERY_TIMEOUT_MS = 60_000
@@ -64,36 +63,13 @@ class ReplaySummary:
         return "\n".join(lines)
 
 
-def read_to_end(client_config: dict[str, Any], topic: str, timeout: float = 60.0) -> Iterator[bytes]:
+def read_values(client_config: dict[str, Any], topic: str, timeout: float = 60.0) -> Iterator[bytes]:
     """The value of every record of `topic`, from the beginning to its end when the call started."""
-    consumer, watermarks = assigned_consumer(client_config, topic, "replay", OFFSET_BEGINNING)
     try:
-        ends = {partition: high for partition, (low, high) in watermarks.items() if high > low}
-        deadline = time.monotonic() + timeout
-        while ends:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{topic}: partitions {sorted(ends)} not read to the end within {timeout} s"
-                )
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise RuntimeError(f"{topic}: {error.str()}")
-            partition, offset = msg.partition() or 0, msg.offset() or 0
-            if partition not in ends:
-                continue
-            if offset + 1 >= ends[partition]:
-                del ends[partition]
+        for msg in read_to_end(client_config, topic, "replay", timeout=timeout):
             yield msg.value() or b""
-        while (msg := consumer.poll(END_OF_BATCH_GRACE_SECONDS)) is not None:
-            if msg.error() is None:
-                yield msg.value() or b""
-    finally:
-        consumer.close()
+    except KafkaException as exc:
+        raise RuntimeError(f"{topic}: {exc.args[0].str()}") from None
 
 
 def _millis(value: datetime) -> int:
@@ -132,7 +108,7 @@ def replay(settings: Settings, source: str = routes.DLQ_SUFFIX, *, apply: bool =
         else:
             summary.publish_failures[err.str()] += 1
 
-    for value in read_to_end(client, topic):
+    for value in read_values(client, topic):
         summary.read += 1
         try:
             schema, record = codec.decode(value)

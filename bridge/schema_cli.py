@@ -1,4 +1,4 @@
-"""`unit21-bridge schemas list | export | register | check | docs`.
+"""`unit21-bridge schemas list | export | build | register | check | docs`.
 
 Each command is a function of (settings, schemas, registry client, output) so tests can hand
 it an in-process registry; `add_parser` wires them into the CLI.
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from bridge.compatibility import check_history, check_pair
 from bridge.config import Settings
-from bridge.contract import expanded_json, subject_name
-from bridge.schemas import SchemaSet
+from bridge.contract import expanded_json, generated_topic_files, subject_name
+from bridge.schemas import SchemaSet, default_schema_dir, source_dir
 
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -48,6 +48,29 @@ def export_schemas(schemas: SchemaSet, directory: Path, out: TextIO) -> int:
         path = directory / f"{suffix}.avsc"
         path.write_text(expanded_json(ts, indent=2), "utf-8")
         print(f"{path}\t{ts.full_name}\t{ts.fingerprint_hex}", file=out)
+    return 0
+
+
+def build_schemas(sources: Path, output: Path, check: bool, out: TextIO) -> int:
+    """Write the self-contained `<suffix>.avsc` files from the sources; with `check`, only compare."""
+    stale = []
+    for name, text in generated_topic_files(sources).items():
+        path = output / name
+        current = path.read_text("utf-8") if path.is_file() else None
+        if current == text:
+            continue
+        stale.append(path)
+        if not check:
+            path.write_text(text, "utf-8")
+            print(f"wrote {path}", file=out)
+    if check:
+        for path in stale:
+            print(f"{path} is out of date with {sources}: run `make schemas`", file=out)
+        if not stale:
+            print(f"{output}: every topic file is up to date with {sources}", file=out)
+        return 1 if stale else 0
+    if not stale:
+        print(f"{output}: every topic file was already up to date", file=out)
     return 0
 
 
@@ -130,7 +153,7 @@ def render_docs(schemas: SchemaSet, output: Path, check: bool, out: TextIO) -> i
     if check:
         current = output.read_text("utf-8") if output.is_file() else ""
         if current != text:
-            print(f"{output} is out of date: run `make schema-docs`", file=out)
+            print(f"{output} is out of date: run `make schemas`", file=out)
             return 1
         print(f"{output} is up to date", file=out)
         return 0
@@ -172,6 +195,13 @@ def _list(args: argparse.Namespace, settings: Settings, schemas: SchemaSet) -> i
 
 def _export(args: argparse.Namespace, settings: Settings, schemas: SchemaSet) -> int:
     return export_schemas(schemas, Path(args.directory), sys.stdout)
+
+
+def _build(args: argparse.Namespace) -> int:
+    # No SchemaSet.load() here: the generated files may be stale or missing, the sources are the input.
+    output = Path(args.output) if args.output else default_schema_dir()
+    sources = Path(args.source) if args.source else source_dir(output)
+    return build_schemas(sources, output, args.check, sys.stdout)
 
 
 def _register(args: argparse.Namespace, settings: Settings, schemas: SchemaSet) -> int:
@@ -217,10 +247,25 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "export",
         help="write one self-contained .avsc per topic (for Spark from_avro, Java, the registry)",
         formatter_class=formatter,
-        epilog="example:\n  unit21-bridge schemas export ./unit21-schemas",
+        epilog="example (the same files as the repository's schemas/<topic>.avsc):\n"
+        "  unit21-bridge schemas export ./unit21-schemas",
     )
     export.add_argument("directory", metavar="DIR")
     export.set_defaults(func=_cmd(_export))
+
+    build = actions.add_parser(
+        "build",
+        help="generate the self-contained schemas/<topic>.avsc files from schemas/src/",
+        formatter_class=formatter,
+        description="Each topic source in schemas/src/ names the shared types "
+        "(schemas/src/<full name>.avsc); "
+        "the topic files the bridge loads and consumers open define them inline. `make schemas` runs this "
+        "and `schemas docs`.",
+    )
+    build.add_argument("--source", help="default: the src/ folder of the output folder")
+    build.add_argument("--output", help="default: the schemas folder the bridge loads")
+    build.add_argument("--check", action="store_true", help="exit 1 if a generated file is out of date")
+    build.set_defaults(func=_build)
 
     register = actions.add_parser(
         "register",

@@ -1,18 +1,23 @@
 """Load the `.avsc` files once at start-up: parsed schema, canonical form and fingerprint per topic.
 
-The files in the repository's `schemas/` folder are the only definition of the records;
-installed wheels carry the same files as `bridge/_schemas`.
+The bridge loads `schemas/<suffix>.avsc`, the self-contained files it ships and consumers open
+(installed wheels carry them as `bridge/_schemas`). They are generated from the sources in
+`schemas/src/`, where each shared named type is written once (`unit21-bridge schemas build`);
+a test fails when a generated file is stale.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
+from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
 from bridge.routes import ALL_SUFFIXES
+
+SOURCE_DIR_NAME = "src"
 
 
 class SchemaLoadError(RuntimeError):
@@ -43,10 +48,17 @@ def default_schema_dir() -> Path:
     raise SchemaLoadError(f"no schemas found in {packaged} or {source_tree}; the installation is incomplete")
 
 
+def source_dir(schema_dir: Path | None = None) -> Path:
+    """Where the hand-written sources of the topic files live: `schemas/src/`."""
+    return (schema_dir or default_schema_dir()) / SOURCE_DIR_NAME
+
+
 def load_topic_schema(path: Path, suffix: str) -> TopicSchema:
     try:
-        # The write hint marks the schema as parsed, so fastavro's writer never re-parses it per record.
-        parsed = load_schema(str(path))
+        # Parsed alone, with no named types from other files: what the bridge writes with is exactly
+        # what a consumer's Avro library gets from this one file. The write hint marks the schema as
+        # parsed, so fastavro's writer never re-parses it per record.
+        parsed = parse_schema(json.loads(path.read_text("utf-8")), named_schemas={})
     except Exception as exc:  # fastavro raises several types; the message names the file either way
         raise SchemaLoadError(f"cannot load {path}: {exc}") from exc
     canonical = to_parsing_canonical_form(parsed)

@@ -10,7 +10,14 @@ from confluent_kafka.admin import AdminClient  # noqa: F401  (imported early: li
 from bridge.config import Settings
 from bridge.topics import create_topics
 from tests.faults import FIGURES
-from tests.support import KafkaCluster, all_topics, choose_broker_kind, start_cluster, unique_prefix
+from tests.support import (
+    BRIDGE_VARIABLE_PREFIXES,
+    KafkaCluster,
+    all_topics,
+    choose_broker_kind,
+    start_cluster,
+    unique_prefix,
+)
 
 _KIND = choose_broker_kind()
 
@@ -31,6 +38,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the broker, so `make test-fast` can run the rest alone."""
+    for item in items:
+        if "kafka" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kafka)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def spool_dir_for_subprocesses() -> Iterator[str]:
     """Commands the tests start (serve, dev) spool under a temporary directory, never /var/lib."""
@@ -42,6 +56,15 @@ def spool_dir_for_subprocesses() -> Iterator[str]:
             del os.environ["BRIDGE_SPOOL_DIR"]
         else:
             os.environ["BRIDGE_SPOOL_DIR"] = previous
+
+
+@pytest.fixture(autouse=True)
+def no_bridge_variables_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process commands (`bridge.cli.main`) read the environment as `serve` does: the shell's
+    BRIDGE_TOPIC_PREFIX or SCHEMA_REGISTRY_URL must not reach them (the session's spool stays)."""
+    for name in list(os.environ):
+        if name.startswith(BRIDGE_VARIABLE_PREFIXES) and name != "BRIDGE_SPOOL_DIR":
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture(autouse=True)

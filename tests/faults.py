@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bridge.embedded import free_port
 from bridge.payload import event_id
-from tests.support import EXAMPLES, signed_headers
+from tests.support import EXAMPLES, child_env, signed_headers
 
 State = Literal["open", "cut", "stalled"]
 
@@ -175,7 +174,7 @@ class BridgeProcess:
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
-        self.env = {**os.environ, **env, "BRIDGE_HOST": "127.0.0.1", "BRIDGE_PORT": str(self.port)}
+        self.env = child_env(**env, BRIDGE_HOST="127.0.0.1", BRIDGE_PORT=str(self.port))
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{self.port}"

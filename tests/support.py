@@ -14,12 +14,30 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bridge import routes
 from bridge.signature import signature_header
-from bridge.topics import END_OF_BATCH_GRACE_SECONDS
+from bridge.topics import read_to_end
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "webhooks"
 SHARED_SAMPLES = REPO.parent / "shared" / "unit21" / "samples"
 SECRET = "test-secret-012345678"
+
+
+# What a process the tests start may inherit from the shell: nothing the bridge reads, so a
+# developer's exported BRIDGE_TOPIC_PREFIX or SCHEMA_REGISTRY_URL cannot change (or hang) a test.
+# BRIDGE_SPOOL_DIR stays: tests/conftest.py points it at the session's temporary directory.
+BRIDGE_VARIABLE_PREFIXES = ("BRIDGE_", "KAFKA_", "UNIT21_", "SCHEMA_REGISTRY_", "OTEL_", "PROMETHEUS_")
+
+
+def child_env(**given: str) -> dict[str, str]:
+    """The environment for a `serve`/`dev`/CLI subprocess: the shell's minus the bridge's own
+    variables, plus exactly the settings the test gives."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(BRIDGE_VARIABLE_PREFIXES) or name == "BRIDGE_SPOOL_DIR"
+    }
+    env.update(given)
+    return env
 
 
 @dataclass(frozen=True)
@@ -28,8 +46,13 @@ class KafkaCluster:
     kind: str  # external | docker | embedded
 
 
+# The one shell variable the suite honours: an external cluster to test against. Read once, at
+# import, before tests/conftest.py clears the bridge's variables from every test's environment.
+EXTERNAL_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+
+
 def choose_broker_kind() -> str:
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+    if EXTERNAL_BOOTSTRAP_SERVERS:
         return "external"
     if docker_available():
         return "docker"
@@ -49,7 +72,7 @@ def docker_available() -> bool:
 @contextmanager
 def start_cluster(kind: str) -> Iterator[KafkaCluster]:
     if kind == "external":
-        yield KafkaCluster(os.environ["KAFKA_BOOTSTRAP_SERVERS"], kind)
+        yield KafkaCluster(EXTERNAL_BOOTSTRAP_SERVERS, kind)
     elif kind == "docker":
         from testcontainers.kafka import KafkaContainer
 
@@ -113,39 +136,10 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 20.0)
         consumer.close()
 
 
-def topic_counts(
-    bootstrap: str, topics: list[str], quiet: float = END_OF_BATCH_GRACE_SECONDS
-) -> dict[str, int]:
-    """Records per topic, counted by reading them all from the beginning: to every partition's
-    high watermark, then on until none arrives for `quiet` seconds. Watermarks alone undercount
-    on Tansu, which answers a batch's first offset + 1: two records in one batch would count 1."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "tests-count", "enable.auto.commit": False}
-    )
-    try:
-        metadata = consumer.list_topics(timeout=10)
-        partitions = [
-            TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in metadata.topics[t].partitions
-        ]
-        remaining: dict[tuple[str, int], int] = {}
-        for tp in partitions:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            if high > low:
-                remaining[(tp.topic, tp.partition)] = high
-        consumer.assign(partitions)
-        counts = dict.fromkeys(topics, 0)
-        deadline = time.monotonic() + 30
-        last = time.monotonic()
-        while (remaining or time.monotonic() - last < quiet) and time.monotonic() < deadline:
-            msg = consumer.poll(0.1)
-            if msg is None or msg.error():
-                continue
-            last = time.monotonic()
-            counts[msg.topic()] += 1
-            place = (msg.topic(), msg.partition())
-            if place in remaining and (msg.offset() or 0) + 1 >= remaining[place]:
-                del remaining[place]
-        assert not remaining, f"partitions not read to their high watermark within 30 s: {remaining}"
-        return counts
-    finally:
-        consumer.close()
+def topic_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """Records per topic, counted by reading them all (bridge.topics.read_to_end): watermarks
+    alone undercount on Tansu, which answers a batch's first offset + 1."""
+    counts = dict.fromkeys(topics, 0)
+    for msg in read_to_end({"bootstrap.servers": bootstrap}, topics, "tests-count", timeout=30):
+        counts[msg.topic() or ""] += 1
+    return counts

@@ -1,15 +1,17 @@
-"""The HTTP limit: a bare Starlette endpoint that reads the body and answers 200.
+"""The HTTP limit: a bare endpoint that reads the body and answers 200.
 
-Raw ASGI like the bridge's webhook endpoint, behind the same Starlette router, so the
-difference to the bridge is exactly the bridge's own work.
+Raw ASGI like the bridge's webhook endpoint, and dispatched exactly as the bridge dispatches
+it (bridge.app.BridgeApp sends the webhook path to its endpoint before Starlette's stack), so
+the difference to the bridge is exactly the bridge's own work.
 """
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from bridge.app import WEBHOOK_PATH, BridgeApp
 
 _OK = b'{"ok":true}'
 
@@ -25,4 +27,5 @@ class Webhook:
         await Response(_OK, media_type="application/json")(scope, receive, send)
 
 
-app = Starlette(routes=[Route("/webhooks/unit21", Webhook())])
+webhook = Webhook()
+app = BridgeApp(webhook, routes=[Route(WEBHOOK_PATH, webhook)])

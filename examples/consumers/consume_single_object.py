@@ -5,14 +5,14 @@ Each value is C3 01 + the 8-byte CRC-64-AVRO fingerprint (little-endian) of the 
 Avro body. The fingerprint picks the schema from the .avsc files you hold: no registry needed.
 
     pip install confluent-kafka fastavro
-    unit21-bridge schemas export ./unit21-schemas        # or use the repository's schemas/ folder
     python consume_single_object.py --bootstrap-servers localhost:9092 \\
-        --schemas ./unit21-schemas unit21.alert
+        --schemas ./schemas unit21.alert      # the repository's schemas/<topic>.avsc files
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from io import BytesIO
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 
 from confluent_kafka import Consumer
 from fastavro import schemaless_reader
-from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
+from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_record, read_to_end
@@ -32,7 +32,8 @@ def load_schemas(directory: Path) -> dict[bytes, Any]:
     """fingerprint (8 bytes, as in the message) -> parsed schema, for every record schema in the folder."""
     by_fingerprint: dict[bytes, Any] = {}
     for path in sorted(directory.glob("*.avsc")):
-        parsed = load_schema(str(path), _write_hint=False)  # resolves named types from the same folder
+        # Each topic file is self-contained: parsed alone, with no named types from other files.
+        parsed = parse_schema(json.loads(path.read_text("utf-8")), named_schemas={}, _write_hint=False)
         canonical = to_parsing_canonical_form(parsed)
         by_fingerprint[bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))] = parsed
     return by_fingerprint

@@ -69,6 +69,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "minReplicas": 3,
             "maxReplicas": 12,
             "targetMemoryUtilizationPercentage": 80,
+            # The persistent spool (default) with an HPA: it only scales up.
+            "behavior": {"scaleDown": {"selectPolicy": "Disabled"}},
         },
         "podDisruptionBudget": {"enabled": True, "minAvailable": 2, "maxUnavailable": None},
         "ingress": {
@@ -83,9 +85,10 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "networkPolicy": {
             "enabled": True,
             "ingress": {"from": [{"namespaceSelector": {"matchLabels": {"name": "ingress-nginx"}}}]},
-            "egress": {"kafka": {"ports": [9093], "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}]}},
+            "egress": {"kafka": {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}]}},
         },
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "tests": {"enabled": True},
     },
     "existing-secret": {
@@ -102,9 +105,16 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "unit21": {"webhookSecrets": [FAKE_WEBHOOK_SECRET_1]},
         "kafka": {"bootstrapServers": "kafka:9092", "securityProtocol": "SSL"},
         "schemaRegistry": {"url": "http://schema-registry:8081"},
-        "spool": {"enabled": True, "size": "10Gi", "storageClass": "gp3", "maxBytes": 8589934592},
-        "autoscaling": {"enabled": True},
+        "spool": {"mode": "persistent", "size": "10Gi", "storageClass": "gp3", "maxBytes": 2147483648},
+        "autoscaling": {"enabled": True, "acknowledgeScaleDownStrandsSpool": True},
         "serviceMonitor": {"enabled": True},
+        "networkPolicy": {"enabled": True},
+    },
+    "ephemeral-spool": {
+        "unit21": {"webhookSecrets": [FAKE_WEBHOOK_SECRET_1]},
+        "kafka": {"bootstrapServers": "kafka:9092"},
+        "spool": {"mode": "ephemeral", "ephemeralSizeLimit": "3Gi"},
+        "autoscaling": {"enabled": True},
         "networkPolicy": {"enabled": True},
     },
     "gateway-api": {
@@ -118,6 +128,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "podDisruptionBudget": {"enabled": False},
         "serviceAccount": {"create": False, "name": "bridge-sa"},
         "topologySpread": {"enabled": False},
+        "spool": {"mode": "off"},
     },
 }
 

@@ -12,11 +12,15 @@ import pytest
 
 from .conftest import CHART_DIR, FAKE_SECRET_VALUES, NAMESPACE, VALUE_SETS, RenderFn
 
-# Oldest Kubernetes the brief targets and the newest the validator knows.
-KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
+# Oldest Kubernetes the chart supports, two in between, and the newest the validator knows.
+KUBERNETES_VERSIONS = ("1.27", "1.30", "1.33", kubernetes_validate.utils.latest_version())
 
 # CRDs are not in the Kubernetes schemas: they are checked structurally below instead.
-CRD_KINDS = {"monitoring.coreos.com/v1/ServiceMonitor", "gateway.networking.k8s.io/v1/HTTPRoute"}
+CRD_KINDS = {
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "monitoring.coreos.com/v1/PrometheusRule",  # structure: tests/helm/test_prometheus_rule.py
+    "gateway.networking.k8s.io/v1/HTTPRoute",
+}
 
 # Endpoints the probes may use; the routes of bridge.app are checked too once it exists.
 APP_PROBE_PATHS = {"/healthz", "/readyz"}
@@ -150,7 +154,7 @@ def test_crds_are_structurally_valid(render: RenderFn) -> None:
     endpoint = monitor["spec"]["endpoints"][0]
     assert endpoint == endpoint | {"port": "http", "path": "/metrics"}
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    service = rendered.one("Service")
+    service = rendered.one("Service", "kafka-bridge")
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
@@ -294,7 +298,7 @@ def test_config_change_rolls_the_pods(render: RenderFn) -> None:
 
 def test_the_webhook_selector_never_matches_the_test_pod(render: RenderFn) -> None:
     rendered = render(VALUE_SETS["production"])
-    selector = rendered.one("Service")["spec"]["selector"]
+    selector = rendered.one("Service", "kafka-bridge")["spec"]["selector"]
     (test_pod,) = rendered.of_kind("Pod")
     assert not selector.items() <= test_pod["metadata"]["labels"].items()
     assert rendered.workload["spec"]["template"]["metadata"]["labels"].items() >= selector.items()
@@ -413,24 +417,12 @@ def test_kafka_ca_is_mounted_from_a_secret(render: RenderFn) -> None:
 # --- Workload shape ------------------------------------------------------------------------
 
 
-def test_deployment_by_default(render: RenderFn) -> None:
-    rendered = render({})
-    assert rendered.workload["kind"] == "Deployment"
-    assert rendered.workload["spec"]["replicas"] == 2
-    assert not rendered.of_kind("StatefulSet")
-    assert not rendered.of_kind("HorizontalPodAutoscaler")
-    # The spool is on by default, on an emptyDir: no webhook depends on an operator's flag.
-    assert rendered.env_sources()["BRIDGE_SPOOL_ENABLED"]["value"] == "true"
-    volumes = {v["name"]: v for v in rendered.pod_spec["volumes"]}
-    assert "emptyDir" in volumes["spool"]
-    mounts = {m["name"]: m["mountPath"] for m in rendered.container["volumeMounts"]}
-    assert mounts["spool"] == rendered.env_sources()["BRIDGE_SPOOL_DIR"]["value"]
-
-
 def test_spool_can_be_turned_off_explicitly(render: RenderFn) -> None:
-    rendered = render({"spool": {"disabled": True}})
+    rendered = render({"spool": {"mode": "off"}})
+    assert rendered.workload["kind"] == "Deployment"
     assert rendered.env_sources()["BRIDGE_SPOOL_ENABLED"]["value"] == "false"
     assert "spool" not in {v["name"] for v in rendered.pod_spec["volumes"]}
+    assert "spool" not in {m["name"] for m in rendered.container["volumeMounts"]}
 
 
 def test_spool_uses_a_statefulset_with_a_claim_template(render: RenderFn) -> None:
@@ -443,7 +435,7 @@ def test_spool_uses_a_statefulset_with_a_claim_template(render: RenderFn) -> Non
     assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
     env = rendered.env_sources()
     assert env["BRIDGE_SPOOL_ENABLED"]["value"] == "true"
-    assert env["BRIDGE_SPOOL_MAX_BYTES"]["value"] == "8589934592"
+    assert env["BRIDGE_SPOOL_MAX_BYTES"]["value"] == "2147483648"
     mounts = {m["name"]: m["mountPath"] for m in rendered.container["volumeMounts"]}
     assert mounts[claim["metadata"]["name"]] == env["BRIDGE_SPOOL_DIR"]["value"]
     headless = rendered.one("Service", "-headless")
@@ -454,7 +446,7 @@ def test_spool_uses_a_statefulset_with_a_claim_template(render: RenderFn) -> Non
 
 
 def test_default_storage_class_is_left_to_the_cluster(render: RenderFn) -> None:
-    sts = render({"spool": {"enabled": True}}).workload
+    sts = render({}).workload
     assert "storageClassName" not in sts["spec"]["volumeClaimTemplates"][0]["spec"]
 
 
@@ -464,7 +456,7 @@ def test_autoscaling_and_pdb(render: RenderFn) -> None:
     hpa = rendered.one("HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": "StatefulSet",
         "name": rendered.workload["metadata"]["name"],
     }
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12)
@@ -526,53 +518,6 @@ def test_helm_test_pod_posts_a_signed_webhook(render: RenderFn) -> None:
     assert not render({}).of_kind("Pod")
 
 
-def test_helm_test_script_signs_like_unit21(render: RenderFn) -> None:
-    """Run the test pod's script against a local HTTP server that verifies the signature."""
-    import hashlib
-    import hmac
-    import http.server
-    import os
-    import subprocess
-    import sys
-    import threading
-
-    (pod,) = render(VALUE_SETS["production"]).of_kind("Pod")
-    script = pod["spec"]["containers"][0]["args"][0]
-    pod_env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
-    received: dict[str, Any] = {}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received["body"] = body
-            received["signature"] = self.headers["Unit21-Signature"]
-            self.send_response(202)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    secrets = VALUE_SETS["production"]["unit21"]["webhookSecrets"]
-    try:
-        env = {
-            **os.environ,
-            "TARGET_URL": f"http://127.0.0.1:{server.server_port}/webhooks/unit21",
-            "TEST_BODY": pod_env["TEST_BODY"],
-            "UNIT21_WEBHOOK_SECRETS": ",".join(secrets),
-        }
-        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=20)
-    finally:
-        server.shutdown()
-    assert result.returncode == 0, result.stderr.decode()
-    fields = dict(part.split("=", 1) for part in received["signature"].split(","))
-    expected = hmac.new(secrets[0].encode(), fields["t"].encode() + b"." + received["body"], hashlib.sha256)
-    assert hmac.compare_digest(fields["s0"], expected.hexdigest())
-    assert received["body"] == pod_env["TEST_BODY"].encode()
-
-
 # --- NOTES ---------------------------------------------------------------------------------
 
 
@@ -589,8 +534,17 @@ def test_notes_tell_the_unit21_url_and_never_a_secret(render: RenderFn) -> None:
 
 
 def test_image_reference(render: RenderFn) -> None:
-    assert render({}).container["image"] == "unit21-kafka-bridge:0.1.0"
+    # The default is the image .github/workflows/release.yml publishes (tests/test_release.py).
+    published = "ghcr.io/unit21-kafka-bridge/unit21-kafka-bridge"
+    assert render({}).container["image"] == f"{published}:0.1.0"
     production = render(VALUE_SETS["production"]).container["image"]
     assert production == "registry.example.com/platform/unit21-kafka-bridge:0.1.0"
     digest = "sha256:" + "a" * 64
-    assert render({"image": {"digest": digest}}).container["image"] == f"unit21-kafka-bridge@{digest}"
+    assert render({"image": {"digest": digest}}).container["image"] == f"{published}@{digest}"
+    # The digest wins over a tag, for the bridge and for the `helm test` pod alike.
+    pinned = render({"image": {"digest": digest, "tag": "9.9.9"}, "tests": {"enabled": True}})
+    assert pinned.container["image"] == f"{published}@{digest}"
+    [test_pod] = pinned.of_kind("Pod")
+    assert [c["image"] for c in test_pod["spec"]["containers"]] == [f"{published}@{digest}"]
+    bare = render({"image": {"registry": "", "repository": "mirror.local/u21", "digest": digest}})
+    assert bare.container["image"] == f"mirror.local/u21@{digest}"

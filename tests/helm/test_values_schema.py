@@ -44,7 +44,7 @@ SCHEMA_ERRORS = [
 TEMPLATE_ERRORS = [
     pytest.param(
         {"terminationGracePeriodSeconds": 25},
-        "terminationGracePeriodSeconds (25) must be greater than",
+        "terminationGracePeriodSeconds (25) is below the shutdown budget 35",
         id="grace-too-short",
     ),
     pytest.param(
@@ -59,7 +59,7 @@ TEMPLATE_ERRORS = [
     ),
     pytest.param(
         {"kafka": {"extraProperties": {"acks": "1"}}},
-        "kafka.extraProperties.acks would override",
+        "kafka property acks (extraProperties or secretProperties) would override",
         id="protected-kafka-property",
     ),
     pytest.param(
@@ -80,7 +80,10 @@ TEMPLATE_ERRORS = [
     pytest.param({"httpRoute": {"enabled": True}}, "parentRefs", id="route-without-gateway"),
     pytest.param({"otel": {"enabled": True}}, "otel.endpoint", id="otel-without-endpoint"),
     pytest.param(
-        {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}},
+        {
+            "autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2},
+            "spool": {"mode": "ephemeral"},
+        },
         "maxReplicas must be at least",
         id="hpa-bounds",
     ),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bridge.embedded import free_port
-from tests.support import EXAMPLES, SECRET, KafkaCluster, all_topics, unique_prefix
+from tests.support import EXAMPLES, SECRET, KafkaCluster, all_topics, child_env, unique_prefix
 
 CLI = [sys.executable, "-m", "bridge"]
 
@@ -23,7 +22,7 @@ def run(
     args: list[str], env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        CLI + args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+        CLI + args, capture_output=True, text=True, timeout=timeout, env=child_env(**(env or {}))
     )
 
 
@@ -42,7 +41,7 @@ def served(
     }
     process = subprocess.Popen(
         [*CLI, "serve"],
-        env={**os.environ, **env},
+        env=child_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -178,12 +177,7 @@ def test_every_command_has_help_with_an_example(command: list[str]) -> None:
 
 def test_dev_starts_an_embedded_broker_and_accepts_a_signed_sample(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": "",
-        "UNIT21_WEBHOOK_SECRETS": "",
-        "HOME": str(Path.home()),
-    }
+    env = child_env(HOME=str(Path.home()))
     process = subprocess.Popen(
         [*CLI, "dev", "--port", str(port)],
         env=env,

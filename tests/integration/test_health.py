@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from bridge.app import Runtime, create_app
+from bridge.app import create_app
 from bridge.config import Settings
-from bridge.publisher import ReadyState
 from tests.support import SECRET, KafkaCluster
 
 
@@ -33,20 +32,3 @@ def test_ready_while_running_and_not_ready_once_shutdown_began(kafka: KafkaClust
     assert after.status_code == 503
     assert after.json() == {"ready": False, "failing": ["shutdown"], "detail": {"shutting_down": True}}
     assert client.get("/healthz").status_code == 200
-
-
-def test_a_plugged_in_component_can_make_the_bridge_unready(kafka: KafkaCluster, prefix: str) -> None:
-    settings = settings_for(kafka.bootstrap_servers, prefix)
-    runtime = Runtime.from_settings(settings)
-
-    async def spool_full() -> ReadyState:
-        return ReadyState(False, {"spool": {"free_bytes": 0, "status": "full"}})
-
-    runtime.readiness["spool"] = spool_full
-    with TestClient(create_app(settings, runtime)) as client:
-        ready = client.get("/readyz")
-    assert ready.status_code == 503
-    body = ready.json()
-    assert body["failing"] == ["spool"]
-    assert body["detail"]["kafka"] == "connected"
-    assert body["detail"]["spool"] == {"free_bytes": 0, "status": "full"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -24,34 +24,36 @@ def sig(body: bytes = BODY, **kw: object) -> dict[str, str]:
     return signed_headers(body, **kw)  # type: ignore[arg-type]
 
 
-CASES = [
-    ("GET", {}, b"", 405, "method_not_allowed"),
-    ("PUT", sig(), BODY, 405, "method_not_allowed"),
-    ("POST", sig() | {"Content-Type": "text/plain"}, BODY, 415, "unsupported_media_type"),
-    ("POST", {"Unit21-Signature": sig()["Unit21-Signature"]}, BODY, 415, "unsupported_media_type"),
-    ("POST", {"Content-Type": "application/json"}, BODY, 401, "invalid_signature"),
-    (
-        "POST",
-        {"Content-Type": "application/json", "Unit21-Signature": "nonsense"},
-        BODY,
-        401,
-        "invalid_signature",
-    ),
-    ("POST", sig(timestamp=int(time.time()) - 3600), BODY, 401, "invalid_signature"),
-    ("POST", sig(secret="some-other-secret"), BODY, 401, "invalid_signature"),
-    ("POST", sig(b"{}"), BODY, 401, "invalid_signature"),
-    ("POST", sig(b"not json"), b"not json", 400, "invalid_json"),
-    ("POST", sig(b"[1,2,3]"), b"[1,2,3]", 400, "invalid_json"),
-    ("POST", sig(b'{"a":"\xff"}'), b'{"a":"\xff"}', 400, "invalid_json"),
-    ("POST", sig(b"x" * 5000), b"x" * 5000, 413, "payload_too_large"),
-    ("POST", sig() | {"Content-Type": "application/json; charset=utf-8"}, BODY, 200, None),
-]
+def cases() -> list[tuple[str, dict[str, str], bytes, int, str | None]]:
+    """Built when the test runs: a signature made at collection time goes stale after 300 s."""
+    return [
+        ("GET", {}, b"", 405, "method_not_allowed"),
+        ("PUT", sig(), BODY, 405, "method_not_allowed"),
+        ("POST", sig() | {"Content-Type": "text/plain"}, BODY, 415, "unsupported_media_type"),
+        ("POST", {"Unit21-Signature": sig()["Unit21-Signature"]}, BODY, 415, "unsupported_media_type"),
+        ("POST", {"Content-Type": "application/json"}, BODY, 401, "invalid_signature"),
+        (
+            "POST",
+            {"Content-Type": "application/json", "Unit21-Signature": "nonsense"},
+            BODY,
+            401,
+            "invalid_signature",
+        ),
+        ("POST", sig(timestamp=int(time.time()) - 3600), BODY, 401, "invalid_signature"),
+        ("POST", sig(secret="some-other-secret"), BODY, 401, "invalid_signature"),
+        ("POST", sig(b"{}"), BODY, 401, "invalid_signature"),
+        ("POST", sig(b"not json"), b"not json", 400, "invalid_json"),
+        ("POST", sig(b"[1,2,3]"), b"[1,2,3]", 400, "invalid_json"),
+        ("POST", sig(b'{"a":"\xff"}'), b'{"a":"\xff"}', 400, "invalid_json"),
+        ("POST", sig(b"x" * 5000), b"x" * 5000, 413, "payload_too_large"),
+        ("POST", sig() | {"Content-Type": "application/json; charset=utf-8"}, BODY, 200, None),
+    ]
 
 
 def test_every_bad_request_is_rejected_precisely_and_nothing_is_published(
     client: TestClient, prefix: str, kafka: KafkaCluster
 ) -> None:
-    for method, headers, body, status, error in CASES:
+    for method, headers, body, status, error in cases():
         answer = client.request(method, PATH, content=body, headers=headers)
         assert answer.status_code == status, (method, headers, answer.text)
         if error is None:
@@ -66,14 +68,14 @@ def test_every_bad_request_is_rejected_precisely_and_nothing_is_published(
 @pytest.mark.parametrize(
     ("headers", "reason"),
     [
-        ({"Content-Type": "application/json"}, "missing_header"),
-        ({"Content-Type": "application/json", "Unit21-Signature": "t=1"}, "malformed_header"),
-        (sig(timestamp=1), "stale_timestamp"),
-        (sig(secret="wrong-secret"), "no_matching_signature"),
+        (lambda: {"Content-Type": "application/json"}, "missing_header"),
+        (lambda: {"Content-Type": "application/json", "Unit21-Signature": "t=1"}, "malformed_header"),
+        (lambda: sig(timestamp=1), "stale_timestamp"),
+        (lambda: sig(secret="wrong-secret"), "no_matching_signature"),
     ],
 )
-def test_401_names_the_reason(client: TestClient, headers: dict[str, str], reason: str) -> None:
-    answer = client.post(PATH, content=BODY, headers=headers)
+def test_401_names_the_reason(client: TestClient, headers: Callable[[], dict[str, str]], reason: str) -> None:
+    answer = client.post(PATH, content=BODY, headers=headers())
     assert answer.status_code == 401
     assert answer.json()["reason"] == reason
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from tests.faults import BridgeProcess, Load, kafka_event_ids
 from tests.integration.conftest import FaultyKafka
 from tests.scrape import parse_metrics, total, value
-from tests.support import EXAMPLES, SECRET, KafkaCluster, signed_headers, topic_counts
+from tests.support import EXAMPLES, SECRET, KafkaCluster, child_env, signed_headers, topic_counts
 
 REQUESTS = 12
 
@@ -42,8 +42,7 @@ def get(url: str) -> tuple[int, bytes]:
 def test_two_workers_share_one_metrics_view(kafka: KafkaCluster, prefix: str, tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "BRIDGE_", "PROMETHEUS_"))}
-    env.update(
+    env = child_env(
         KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
         UNIT21_WEBHOOK_SECRETS=SECRET,
         BRIDGE_TOPIC_PREFIX=prefix,

@@ -225,12 +225,3 @@ def test_unicode_and_extreme_numbers_survive(
     assert message.key == "éntité-1".encode()
     schema, record = CODEC.decode(message.value)
     assert MessageBuilder(SCHEMAS, CODEC, settings.topic_prefix).reassemble(schema, record) == doc
-
-
-def test_retried_body_keeps_its_event_id(client: TestClient) -> None:
-    body = (EXAMPLES / "rule_created.json").read_bytes()
-    first = post(client, body, timestamp=None).json()
-    second = client.post(
-        "/webhooks/unit21", content=body, headers=signed_headers(body, secret="second-secret-for-rotation")
-    ).json()
-    assert first["event_id"] == second["event_id"] == event_id(body)

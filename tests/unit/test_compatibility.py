@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import pytest
 from bridge.compatibility import check_history, released_versions
 from bridge.contract import expanded_json
 from bridge.routes import ALL_SUFFIXES
+from bridge.schema_cli import build_schemas
 from bridge.schemas import SchemaSet
 from tests.support import REPO
 
@@ -37,13 +39,15 @@ def test_a_topic_without_history_fails_the_gate(tmp_path: Path) -> None:
 
 
 def _edited(tmp_path: Path, filename: str, edit: Callable[[dict[str, Any]], None]) -> SchemaSet:
-    """The repository's schemas with one file changed, loaded exactly as the bridge loads them."""
+    """The repository's schema sources with one file changed, built and loaded as `make schemas` and
+    the bridge do."""
     folder = tmp_path / "schemas"
-    shutil.copytree(SCHEMAS, folder, ignore=shutil.ignore_patterns("history", "*.md"))
-    path = folder / filename
+    shutil.copytree(SCHEMAS / "src", folder / "src")
+    path = folder / "src" / filename
     doc = json.loads(path.read_text("utf-8"))
     edit(doc)
     path.write_text(json.dumps(doc), "utf-8")
+    assert build_schemas(folder / "src", folder, False, io.StringIO()) == 0
     return SchemaSet.load(folder)
 
 

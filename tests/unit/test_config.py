@@ -58,3 +58,16 @@ def test_invalid_values_name_the_variable() -> None:
         Settings.from_env({"BRIDGE_SIGNATURE_TOLERANCE_SECONDS": "soon"})
     with pytest.raises(ValidationError, match="BRIDGE_TOPIC_PREFIX"):
         Settings.from_env({"BRIDGE_TOPIC_PREFIX": "bad prefix/"})
+
+
+def test_from_env_reads_only_the_mapping_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRIDGE_TOPIC_PREFIX", "leaked.")
+    monkeypatch.setenv("BRIDGE_SPOOL_DIR", "/nonexistent/spool")
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("BRIDGE_ALLOW_UNSIGNED", "true")
+    settings = Settings.from_env({})
+    assert settings.topic_prefix == "unit21."
+    assert str(settings.spool_dir) != "/nonexistent/spool"
+    assert settings.schema_registry_url == ""
+    assert settings.allow_unsigned is False
+    assert Settings.from_env({"BRIDGE_TOPIC_PREFIX": "given."}).topic_prefix == "given."

@@ -15,7 +15,7 @@ from tests.support import EXAMPLES, REPO
 def test_schemas_readme_is_up_to_date() -> None:
     committed = (REPO / "schemas" / "README.md").read_text("utf-8")
     assert committed == render(SchemaSet.load(REPO / "schemas")), (
-        "schemas/README.md is stale: run `make schema-docs`"
+        "schemas/README.md is stale: run `make schemas`"
     )
 
 

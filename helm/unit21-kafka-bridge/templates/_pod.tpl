@@ -119,6 +119,13 @@ spec:
         - name: OTEL_RESOURCE_ATTRIBUTES
           value: {{ include "bridge.otelResourceAttributes" . | quote }}
         {{- end }}
+        {{- range $prop, $ref := $v.kafka.secretProperties }}
+        - name: {{ include "bridge.kafkaEnvName" $prop }}
+          valueFrom:
+            secretKeyRef:
+              name: {{ $ref.secretName }}
+              key: {{ $ref.key }}
+        {{- end }}
         {{- with $v.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -150,13 +157,13 @@ spec:
           exec:
             command: ["sleep", "{{ int $v.preStopSleepSeconds }}"]
       resources:
-        {{- toYaml $v.resources | nindent 8 }}
+        {{- include "bridge.resources" . | nindent 8 }}
       securityContext:
         {{- toYaml $v.containerSecurityContext | nindent 8 }}
       volumeMounts:
         - name: tmp
           mountPath: /tmp
-        {{- if not $v.spool.disabled }}
+        {{- if ne $v.spool.mode "off" }}
         - name: spool
           mountPath: {{ $v.spool.dir }}
         {{- end }}
@@ -186,10 +193,10 @@ spec:
     - name: tmp
       emptyDir:
         sizeLimit: {{ $v.tmpSizeLimit }}
-    {{- if and (not $v.spool.enabled) (not $v.spool.disabled) }}
+    {{- if eq $v.spool.mode "ephemeral" }}
     - name: spool
       emptyDir:
-        sizeLimit: {{ $v.spool.emptyDirSizeLimit }}
+        sizeLimit: {{ include "bridge.quantity" $v.spool.ephemeralSizeLimit | quote }}
     {{- end }}
     {{- if gt (int $v.bridge.workers) 1 }}
     - name: prometheus-multiproc
