@@ -88,10 +88,11 @@ $(BIN)/promtool: | $(STAMP)
 	$(BIN)/promtool --version | head -1
 
 lint: $(STAMP)
-	$(BIN)/ruff check bridge tests bench
-	$(BIN)/ruff format --check bridge tests bench
+	$(BIN)/ruff check bridge tests bench examples
+	$(BIN)/ruff format --check bridge tests bench examples
 	$(BIN)/mypy
 	$(BIN)/mypy bench
+	$(BIN)/mypy examples
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/actionlint -shellcheck $(BIN)/shellcheck .github/workflows/*.yml
 

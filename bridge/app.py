@@ -33,9 +33,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bridge import routes
+from bridge import door, routes
 from bridge.codec import Codec, SingleObjectCodec
 from bridge.config import Settings
 from bridge.dedup import RecentDeliveries
@@ -61,8 +61,13 @@ SCRAPE_READINESS_SECONDS = 0.5
 _JSON_TYPES = (b"application/json",)
 # Spool reasons for which the record goes to the spool without a produce attempt.
 _SPOOLED_UNTRIED = frozenset({"key_in_spool", "kafka_disconnected"})
+# Refusals logged by RefusalLog (once per window, with counts), not line by line.
+_SPOOL_REFUSALS = frozenset({"spool_full", "spool_error"})
 # Marks a request refused before its body was read: logged by RefusalLog, not line by line.
 _AT_THE_DOOR = "_at_the_door"
+# Marks an unauthenticated client's failure to send its body (timeout, disconnect): a flood of
+# them is logged once per window with a count (door.EventLog), not line by line.
+_BODY_FAILURE = "_body_failure"
 
 # A component's readiness (kafka, and the spool or registry when present): `ready` plus the
 # fields it adds to the /readyz detail, e.g. {"kafka": "connected", "brokers": 3}.
@@ -85,12 +90,17 @@ class Runtime:
         self.builder = builder
         self.registry = registry  # set in Schema Registry mode: ids resolved in the lifespan
         self.secrets = tuple(s.encode("utf-8") for s in settings.webhook_secrets)
-        self.topics = [builder.topic(suffix) for suffix in routes.ALL_SUFFIXES]
+        self.topics = routes.all_topics(settings.topic_prefix)
         self.publisher: Publisher | None = None
         self.spool: Spool | None = None
         self.recent = RecentDeliveries(settings.dedup_window_seconds, settings.dedup_max_entries)
         self.refusals = RefusalLog()
-        self.in_flight = 0  # webhook requests in progress, for BRIDGE_MAX_CONCURRENCY
+        self.in_flight = 0  # webhooks past their body, being handled: BRIDGE_MAX_CONCURRENCY
+        # Body bytes held by requests still being read or handled. A client that sent headers
+        # and nothing else holds none of it, so slow clients cannot crowd out signed webhooks;
+        # the cap keeps the worst case at Settings.request_memory_bytes().
+        self.body_bytes_held = 0
+        self.body_budget = settings.max_concurrency * settings.max_body_bytes
         self.metrics = metrics or Metrics.from_settings(settings)
         self.tracing = tracing or tracing_from_settings(settings)
         self.metrics.preset_topics(self.topics)
@@ -133,6 +143,7 @@ class Runtime:
         if publisher is None:
             return ReadyState(False, {"kafka": "producer not started"})
         state = await publisher.ready(self.topics, self.settings.readiness_cache_seconds)
+        spool = self.spool
         if not state.ready and not state.reachable and not publisher.ever_connected:
             # A wrong address, a blocked port or bad credentials must look broken: tolerating
             # an outage is for a bridge that was connected, or a rollout would proceed on pods
@@ -140,10 +151,15 @@ class Runtime:
             return ReadyState(
                 False, {"kafka": "never connected", "kafka_detail": state.detail.get("kafka")}, False
             )
-        if not state.ready and not state.reachable and self.spool is not None and self.spool.has_room():
-            # The spool takes the webhooks while Kafka is away: stay in the Service, or Unit21's
-            # retries would meet a closed door and the webhooks would be lost.
-            return ReadyState(True, {**state.detail, "kafka_outage": "webhooks are spooled"})
+        if not state.ready and not state.reachable and spool is not None:
+            if spool.has_room() and spool.writable():
+                # The spool takes the webhooks while Kafka is away: stay in the Service, or Unit21's
+                # retries would meet a closed door and the webhooks would be lost.
+                return ReadyState(True, {**state.detail, "kafka_outage": "webhooks are spooled"})
+            if not spool.writable():
+                # Neither Kafka nor the disk can keep a 2xx promise: out of the Service, so that
+                # Unit21's retries reach a pod that can (docs/delivery.md).
+                return ReadyState(False, {**state.detail, "kafka_outage": "the spool's disk is failing"})
         return state
 
     async def check_readiness(self) -> tuple[list[str], dict[str, Any]]:
@@ -172,7 +188,8 @@ class Runtime:
             spool.report()
 
     async def _spool_ready(self) -> ReadyState:
-        """Never fails on its own: a full spool matters only while Kafka is away (see _kafka_ready)."""
+        """Never fails on its own: a full or failing spool matters only while Kafka is away (see
+        _kafka_ready); with Kafka up, webhooks go to Kafka and the detail shows the spool's health."""
         if self.spool is None:
             return ReadyState(True, {"spool": {"enabled": self.settings.spool_enabled}})
         return ReadyState(True, {"spool": {"enabled": True, **self.spool.detail()}})
@@ -202,20 +219,21 @@ class WebhookEndpoint:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.body_failures = door.EventLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         metrics = self.runtime.metrics
-        metrics.in_flight.inc()
-        self.runtime.in_flight += 1
-        try:
-            with self.runtime.tracing.webhook(scope["method"], scope["path"], scope["headers"]) as span:
+        with self.runtime.tracing.webhook(scope["method"], scope["path"], scope["headers"]) as span:
+            try:
                 response, context = await self.handle(scope, receive)
-                _annotate_span(span, response.status_code, context)
-                await response(scope, receive, send)
-        finally:
-            metrics.in_flight.dec()
-            self.runtime.in_flight -= 1
+            except Exception:
+                # A bug, not the client's fault: the traceback goes to the log, never to the client.
+                log.error("unhandled error while answering a webhook", exc_info=True)
+                response = _internal_error()
+                context = {"error": "internal_error"}
+            _annotate_span(span, response.status_code, context)
+            await response(scope, receive, send)
         seconds = time.perf_counter() - started
         context["status"] = response.status_code
         context["latency_ms"] = round(seconds * 1000, 2)
@@ -223,10 +241,26 @@ class WebhookEndpoint:
             context["trace_id"] = span.trace_id
         status = response.status_code
         metrics.observe_request(context.get("action"), status, seconds)
-        if status >= 400:
+        if status >= 400 and context.get("error") != "internal_error":  # a bug is not a refusal
             metrics.refusals.labels(_error_word(response)).inc()
         if context.get(_AT_THE_DOOR):
-            self.runtime.refusals.refused(context["error"], context["detail"], context["latency_ms"], status)
+            self.runtime.refusals.refused(
+                context["error"], context["detail"], context["latency_ms"], status=status
+            )
+            return
+        if context.get(_BODY_FAILURE):
+            self.body_failures.event(
+                context["error"],
+                "webhook answered %d (%s): %s",
+                response.status_code,
+                context["error"],
+                context["detail"],
+            )
+            return
+        if context.get("error") in _SPOOL_REFUSALS:
+            # They come by the thousand while the disk is full or failing: once per window too.
+            refusals = self.runtime.refusals
+            refusals.refused(context["error"], context.get("detail", ""), context["latency_ms"], context)
             return
         if status < 500 and status >= 400 and "event_id" not in context:
             # No event_id: a wrong secret, a scanner, a broken sender. Its repeats say nothing new.
@@ -250,9 +284,9 @@ class WebhookEndpoint:
     def _refusal(self) -> tuple[Response, dict[str, Any]] | None:
         """Shed load at the door, before reading the body, when the answer can only be 503."""
         runtime = self.runtime
-        if runtime.in_flight > runtime.settings.max_concurrency:
+        if runtime.in_flight >= runtime.settings.max_concurrency:
             error = "overloaded"
-            detail = f"{runtime.in_flight - 1} requests in progress (BRIDGE_MAX_CONCURRENCY)"
+            detail = f"{runtime.in_flight} requests in progress (BRIDGE_MAX_CONCURRENCY)"
         elif (
             runtime.spool is not None
             and runtime.publisher is not None
@@ -292,12 +326,12 @@ class WebhookEndpoint:
             if not declared.isdigit():
                 context["error"] = "bad_content_length"
                 return error_response(400, "bad_request", "Content-Length is not a number"), context
-            if int(declared) > settings.max_body_bytes:
+            if len(declared) > 18 or int(declared) > settings.max_body_bytes:
                 context["error"] = "payload_too_large"
                 return error_response(
                     413,
                     "payload_too_large",
-                    f"body of {int(declared)} bytes exceeds {settings.max_body_bytes}",
+                    f"body of {declared.decode()[:20]} bytes exceeds {settings.max_body_bytes}",
                 ), context
         content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
         if content_type not in _JSON_TYPES and not (
@@ -308,13 +342,99 @@ class WebhookEndpoint:
             return error_response(
                 415, "unsupported_media_type", f"Content-Type must be application/json, got {shown}"
             ), context
-        body = await _read_body(receive, settings.max_body_bytes)
-        if body is None:
-            context["error"] = "payload_too_large"
-            return error_response(
-                413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes"
-            ), context
+        runtime = self.runtime
+        held = [0]  # body bytes this request holds of runtime.body_budget
+        try:
+            body = await self._read_body(
+                receive, held, int(declared) if declared is not None else None, context
+            )
+            if isinstance(body, Response):
+                return body, context
+            # Processing slots are taken only by complete bodies: a slow client never holds one.
+            refusal = self._refusal()
+            if refusal is not None:
+                return refusal
+            runtime.in_flight += 1
+            runtime.metrics.in_flight.inc()
+            try:
+                return await self._handle_body(scope, headers, body, context), context
+            finally:
+                runtime.in_flight -= 1
+                runtime.metrics.in_flight.dec()
+        finally:
+            runtime.body_bytes_held -= held[0]
 
+    async def _read_body(
+        self, receive: Receive, held: list[int], declared: int | None, context: dict[str, Any]
+    ) -> bytes | Response:
+        """The whole body within BRIDGE_BODY_TIMEOUT_SECONDS of the headers, within the size
+        limit and the process's body budget; otherwise the answer to give."""
+        runtime = self.runtime
+        settings = runtime.settings
+        limit = settings.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        complete = False
+        try:
+            async with asyncio.timeout(settings.body_timeout_seconds):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        break
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        context["error"] = "payload_too_large"
+                        return error_response(413, "payload_too_large", f"body exceeds {limit} bytes")
+                    if chunk:
+                        if runtime.body_bytes_held + len(chunk) > runtime.body_budget:
+                            context.update(
+                                error="overloaded", detail="body budget in use", **{_AT_THE_DOOR: True}
+                            )
+                            return error_response(
+                                503,
+                                "overloaded",
+                                "the bodies in progress fill this process's budget (BRIDGE_MAX_CONCURRENCY x "
+                                "BRIDGE_MAX_BODY_BYTES); retry later",
+                                {"Retry-After": RETRY_AFTER_SECONDS, "Connection": "close"},
+                            )
+                        runtime.body_bytes_held += len(chunk)
+                        held[0] += len(chunk)
+                        chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        complete = True
+                        break
+        except TimeoutError:
+            runtime.metrics.connections_closed.labels("body_timeout").inc()
+            context.update(
+                error="body_timeout",
+                detail=f"{size} of {declared} bytes after {settings.body_timeout_seconds:g} s",
+                **{_BODY_FAILURE: True},
+            )
+            return error_response(
+                408,
+                "body_timeout",
+                f"the body did not arrive within {settings.body_timeout_seconds:g} s "
+                f"(BRIDGE_BODY_TIMEOUT_SECONDS); {size} bytes received",
+                {"Connection": "close"},
+            )
+        if not complete or (declared is not None and size != declared):
+            # The client left before the declared length: a partial body is never published,
+            # even when its signature matches what did arrive.
+            context.update(
+                error="incomplete_body",
+                detail=f"{size} of {declared} bytes, then the client disconnected",
+                **{_BODY_FAILURE: True},
+            )
+            return error_response(
+                400, "incomplete_body", f"the client disconnected after {size} bytes of the body"
+            )
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _handle_body(
+        self, scope: Scope, headers: dict[bytes, bytes], body: bytes, context: dict[str, Any]
+    ) -> Response:
+        settings = self.runtime.settings
         signature = headers.get(HEADER_NAME.encode())
         signature_timestamp: int | None = None
         # Unsigned requests pass only when explicitly allowed; with no secrets and no such
@@ -331,18 +451,18 @@ class WebhookEndpoint:
             except SignatureError as exc:
                 context["error"] = f"signature:{exc.reason.value}"
                 self.runtime.metrics.auth_failures.labels(exc.reason.value).inc()
-                return error_response(401, "invalid_signature", exc.detail, reason=exc.reason.value), context
+                return error_response(401, "invalid_signature", exc.detail, reason=exc.reason.value)
 
         try:
             doc = parse(body)
         except PayloadError as exc:
             context["error"] = "invalid_json"
-            return error_response(400, "invalid_json", str(exc)), context
+            return error_response(400, "invalid_json", str(exc))
         registry = self.runtime.registry
         if registry is not None and not registry.status.ready:
             context["error"] = "schema_registry"
             detail = f"schema registry not ready: {registry.status.detail}"
-            return error_response(503, "not_ready", detail, {"Retry-After": RETRY_AFTER_SECONDS}), context
+            return error_response(503, "not_ready", detail, {"Retry-After": RETRY_AFTER_SECONDS})
 
         message = self.runtime.builder.build(
             body,
@@ -356,7 +476,7 @@ class WebhookEndpoint:
         context.update(event_id=message.event_id, action=message.action, topic=message.topic)
         if message.issues:
             context["dead_letter_reason"] = "; ".join(f"{i.path}: {i.reason}" for i in message.issues)
-        return await self._publish(message, context), context
+        return await self._publish(message, context)
 
     async def _publish(self, message: OutgoingMessage, context: dict[str, Any]) -> Response:
         runtime = self.runtime
@@ -391,8 +511,10 @@ class WebhookEndpoint:
             headers = [*message.headers, *span.headers]
             if spool is not None and spool.holds(message.topic, message.key):
                 reason = "key_in_spool"  # publishing now would overtake the earlier record of this key
-            elif spool is not None and not publisher.connected:
-                reason = "kafka_disconnected"  # no point waiting out the delivery deadline
+            elif spool is not None and not publisher.connected and spool.writable():
+                # No point waiting out the delivery deadline. But with the spool's disk failing,
+                # Kafka is tried: it may be back, and only a delivery tells the producer so.
+                reason = "kafka_disconnected"
             else:
                 try:
                     delivery = await publisher.publish(message.topic, message.key, message.value, headers)
@@ -428,10 +550,10 @@ class WebhookEndpoint:
             try:
                 await spool.append(message.topic, message.key, message.value, headers, message.event_id)
             except SpoolFull as exc:
-                context["error"] = "spool_full"
+                context.update(error="spool_full", detail=str(exc))
                 return _unavailable(message, "spool_full", f"Kafka is unavailable and {exc}")
             except SpoolError as exc:
-                context["error"] = "spool_error"
+                context.update(error="spool_error", detail=str(exc))
                 return _unavailable(message, "spool_error", f"Kafka is unavailable and {exc}")
         self.runtime.metrics.spooled.labels(reason).inc()
         context.update(spooled=True, spool_reason=reason)
@@ -491,45 +613,58 @@ def _annotate_span(span: SpanHandle, status: int, context: dict[str, Any]) -> No
         span.fail(str(context.get("error", status)))
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
 class BridgeApp(Starlette):
     """Starlette, except that a webhook goes straight to its endpoint.
 
     The endpoint answers every outcome itself, in JSON, so the error middlewares and the
     router in front of it only cost time once per webhook; the other routes keep them.
-    An exception that escapes the endpoint (a bug) is logged by uvicorn and answered 500.
+    An exception that escapes the endpoint or a route (a bug) is logged here with its
+    traceback, counted, and answered with a JSON 500 `internal_error`.
     """
 
-    def __init__(self, webhook: ASGIApp, **kwargs: Any) -> None:
+    def __init__(self, webhook: ASGIApp, metrics: Metrics | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.webhook = webhook
+        self.metrics = metrics
+        # `/webhooks/unit21/` would be redirected to a Location built from the Host header.
+        self.router.redirect_slashes = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH and not scope.get("root_path"):
             await self.webhook(scope, receive, send)
-        else:
+            return
+        if scope["type"] != "http":
             await super().__call__(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, tracking_send)
+        except Exception:
+            # Starlette's error middleware has answered with the JSON 500 of `internal_error`
+            # below (when nothing was sent yet) and re-raised: log it once, here, not via uvicorn.
+            log.error("unhandled error while answering %s %s", scope["method"], scope["path"], exc_info=True)
+            if self.metrics is not None:
+                self.metrics.observe_request(None, 500, 0.0)
+            if not started:
+                await _internal_error()(scope, receive, send)
+
+
+def _internal_error() -> Response:
+    return error_response(
+        500, "internal_error", "the bridge failed to handle this request; the error is logged"
+    )
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     runtime = runtime or Runtime.from_settings(settings)
     webhook = WebhookEndpoint(runtime)
+    door.install(door.Door(settings, runtime.metrics))
 
     async def healthz(request: Request) -> Response:
         return json_response(200, {"status": "ok"})
@@ -552,6 +687,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        return _internal_error()
+
     def observe_spool(depth: int, oldest_age_seconds: float) -> None:
         runtime.metrics.observe_spool(depth, oldest_age_seconds)
         spool = runtime.spool
@@ -563,7 +701,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         runtime.shutdown_started = None
         spool: Spool | None = None
         if settings.spool_enabled:
-            spool = Spool(settings.spool_dir, settings.spool_max_bytes, observer=observe_spool)
+            spool = Spool(
+                settings.spool_dir,
+                settings.spool_max_bytes,
+                observer=observe_spool,
+                on_error=runtime.metrics.spool_error,
+                on_health=runtime.metrics.spool_health,
+            )
             log.info("disk spool: %s (limit %d bytes)", spool.path, settings.spool_max_bytes)
         else:
             log.warning(
@@ -623,13 +767,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
 
     return BridgeApp(
         webhook,
+        runtime.metrics,
         routes=[
             Route(WEBHOOK_PATH, webhook),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,
     )
 

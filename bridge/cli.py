@@ -21,17 +21,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from bridge import __version__, routes, schema_cli
-from bridge.config import ConfigError, Settings, check_spool_dir
+from bridge.config import BODY_COPIES, WORKER_BASELINE_BYTES, ConfigError, Settings, check_spool_dir
 
 log = logging.getLogger("bridge.cli")
 
 DEFAULT_URL = "http://127.0.0.1:8080/webhooks/unit21"
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "webhooks"
-
-
-def client_config(settings: Settings) -> dict[str, Any]:
-    """Connection settings shared by admin and consumer clients (security, SASL, TLS)."""
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers, **settings.kafka_properties}
 
 
 def cluster_settings(args: argparse.Namespace, command: str) -> Settings | None:
@@ -65,6 +60,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from bridge import door
     from bridge.logs import configure_logging
 
     settings = Settings.from_env()
@@ -75,22 +71,62 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.spool_enabled:
             check_spool_dir(settings.spool_dir)
         _check_producer_config(settings)
+        _check_memory(settings)
+        fd_limit = door.raise_fd_limit(settings)
         _prepare_metrics_dir(settings, workers)
     except (ConfigError, ValueError) as exc:
         print(f"unit21-bridge: cannot start: {exc}", file=sys.stderr)
         return 2
+    log.info(
+        "limits per worker: %d connections (open-file limit %d), %d webhooks handled at once, request "
+        "head %d bytes within %g s, body %d bytes within %g s, idle connections closed after %g s",
+        settings.max_connections,
+        fd_limit,
+        settings.max_concurrency,
+        settings.max_header_bytes,
+        settings.header_timeout_seconds,
+        settings.max_body_bytes,
+        settings.body_timeout_seconds,
+        settings.keepalive_timeout_seconds,
+    )
     uvicorn.run(
         "bridge.app:app_from_env",
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
         workers=workers,
-        **UVICORN_OPTIONS,
+        **{**UVICORN_OPTIONS, **door.uvicorn_options(settings)},
         # In-flight requests get this long after SIGTERM; the lifespan then stops the drainer
         # and flushes the producer within what is left (bridge/app.py).
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
+
+
+def _check_memory(settings: Settings) -> None:
+    """Log one worker's worst-case memory and refuse to start when it exceeds the budget."""
+    worst = settings.worst_case_memory_bytes()
+    mib = 1024 * 1024
+    arithmetic = (
+        f"{WORKER_BASELINE_BYTES // mib} MiB baseline + BRIDGE_MAX_CONCURRENCY={settings.max_concurrency} x "
+        f"{BODY_COPIES} x BRIDGE_MAX_BODY_BYTES={settings.max_body_bytes} + BRIDGE_MAX_CONNECTIONS="
+        f"{settings.max_connections} x BRIDGE_MAX_HEADER_BYTES={settings.max_header_bytes}"
+    )
+    if worst > settings.memory_budget_bytes:
+        raise ConfigError(
+            f"one worker may need {worst} bytes ({worst / mib:.0f} MiB = {arithmetic}), more than "
+            f"BRIDGE_MEMORY_BUDGET_BYTES={settings.memory_budget_bytes} "
+            f"({settings.memory_budget_bytes / mib:.0f} MiB): lower BRIDGE_MAX_CONCURRENCY, "
+            "BRIDGE_MAX_BODY_BYTES, BRIDGE_MAX_CONNECTIONS or BRIDGE_MAX_HEADER_BYTES, or raise "
+            "BRIDGE_MEMORY_BUDGET_BYTES (and the container's memory limit)"
+        )
+    log.info(
+        "worst-case memory per worker: %d bytes (%.0f MiB = %s), budget BRIDGE_MEMORY_BUDGET_BYTES=%d",
+        worst,
+        worst / mib,
+        arithmetic,
+        settings.memory_budget_bytes,
+    )
 
 
 def _prepare_metrics_dir(settings: Settings, workers: int) -> None:
@@ -140,6 +176,7 @@ def _check_producer_config(settings: Settings) -> None:
 def cmd_dev(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from bridge import door
     from bridge.app import create_app
     from bridge.embedded import EmbeddedBroker
     from bridge.logs import configure_logging
@@ -147,6 +184,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format or "text")
+    try:
+        door.raise_fd_limit(settings)
+    except ConfigError as exc:
+        print(f"unit21-bridge: cannot start: {exc}", file=sys.stderr)
+        return 2
     broker: EmbeddedBroker | None = None
     overrides: dict[str, object] = {}
     if not settings.kafka_bootstrap_servers:
@@ -168,8 +210,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         )
     settings = settings.model_copy(update=overrides)
     try:
-        names = [settings.topic(suffix) for suffix in routes.ALL_SUFFIXES]
-        created = create_topics(client_config(settings), names, partitions=3, replication_factor=-1)
+        names = routes.all_topics(settings.topic_prefix)
+        created = create_topics(settings.kafka_client_config(), names, partitions=3, replication_factor=-1)
         log.info("topics: %s", ", ".join(f"{name} ({state})" for name, state in created.items()))
         sample = EXAMPLES_DIR / "alert_created.json"
         url = f"http://{args.host}:{args.port}/webhooks/unit21"
@@ -193,7 +235,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             create_app(settings),
             host=args.host,
             port=args.port,
-            **UVICORN_OPTIONS,
+            **{**UVICORN_OPTIONS, **door.uvicorn_options(settings)},
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
     finally:
@@ -270,7 +312,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     builder = MessageBuilder(schemas, codec, settings.topic_prefix)
     printed = 0
     try:
-        for msg in _tail_messages(client_config(settings), topic, args):
+        for msg in _tail_messages(settings.kafka_client_config(), topic, args):
             try:
                 schema, record = codec.decode(msg.value() or b"")
             except DecodeError as exc:
@@ -345,10 +387,10 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
             print(f"unit21-bridge topics: --config expects key=value, got {item!r}", file=sys.stderr)
             return 2
         config[key] = value
-    names = [settings.topic(suffix) for suffix in routes.ALL_SUFFIXES]
+    names = routes.all_topics(settings.topic_prefix)
     try:
         result = create_topics(
-            client_config(settings),
+            settings.kafka_client_config(),
             names,
             partitions=args.partitions,
             replication_factor=args.replication_factor,
@@ -649,8 +691,11 @@ def build_parser() -> argparse.ArgumentParser:
     spool_list = spool_sub.add_parser(
         "list",
         help="print every record waiting in the spool as a JSON line (oldest first per file)",
+        formatter_class=formatter,
         description="Reads the spool files read-only while the bridge runs: no sqlite3 shell needed "
         "in the container. A summary (records, bytes, files, oldest age) goes to stderr.",
+        epilog="example:\n  unit21-bridge spool list\n"
+        "  unit21-bridge spool list --dir /var/lib/unit21-bridge/spool --limit 20",
     )
     spool_list.add_argument("--dir", help="the spool directory (default: BRIDGE_SPOOL_DIR)")
     spool_list.add_argument("--limit", type=int, default=0, help="print at most this many records")

@@ -36,10 +36,17 @@ PROTECTED_KAFKA_PROPERTIES = frozenset(
 # (helm/unit21-kafka-bridge/templates/_helpers.tpl mirrors these two numbers; a chart test
 # ties the rendered limit to Settings.worst_case_memory_bytes()).
 WORKER_BASELINE_BYTES = 160 * 1024 * 1024  # one idle worker: interpreter, schemas, librdkafka
-BODY_COPIES = 4  # a body in flight is held as chunks, joined bytes, parsed document and record
+# A body in flight is held as chunks, joined bytes, parsed document, normalised record and Avro
+# bytes; bodies of many small JSON objects measured ~7 times their size (bench/worker_memory.py).
+BODY_COPIES = 8
 
 
 DEFAULT_SPOOL_DIR = Path("/var/lib/unit21-bridge/spool")
+
+
+def topic_name(prefix: str, suffix: str) -> str:
+    """The one rule for topic names: BRIDGE_TOPIC_PREFIX + the route's suffix (routes.py)."""
+    return f"{prefix}{suffix}"
 
 
 class ConfigError(ValueError):
@@ -154,7 +161,9 @@ class Settings(BaseSettings):
         default=64,
         ge=1,
         validation_alias="BRIDGE_MAX_CONCURRENCY",
-        description="Webhook requests handled at once per process; beyond it: 503 with Retry-After.",
+        description="Webhook requests handled at once per process, counted once their body has arrived; "
+        "beyond it: 503 with Retry-After. Bodies still arriving share a budget of this x "
+        "BRIDGE_MAX_BODY_BYTES.",
     )
     max_header_bytes: int = Field(
         default=64 * 1024,
@@ -183,17 +192,18 @@ class Settings(BaseSettings):
         gt=0,
         le=300,
         validation_alias="BRIDGE_KEEPALIVE_TIMEOUT_SECONDS",
-        description="An idle keep-alive connection is closed after this many seconds.",
+        description="A connection that sends nothing this long (from when it opens, or after an answer) "
+        "is closed.",
     )
     max_connections: int = Field(
-        default=1000,
+        default=2000,
         ge=8,
         validation_alias="BRIDGE_MAX_CONNECTIONS",
-        description="Open connections per process; beyond it new connections are closed at once. Must stay "
-        "below the process's open-file limit.",
+        description="Open connections per process; one more is answered 503 and closed at once. Must stay "
+        "below the process's open-file limit (`serve` checks it).",
     )
     memory_budget_bytes: int = Field(
-        default=512 * 1024 * 1024,
+        default=768 * 1024 * 1024,
         ge=64 * 1024 * 1024,
         validation_alias="BRIDGE_MEMORY_BUDGET_BYTES",
         description="Memory one worker may use; `serve` refuses to start when its worst case "
@@ -330,8 +340,13 @@ class Settings(BaseSettings):
         """One worker's worst case: its measured idle footprint plus request_memory_bytes()."""
         return WORKER_BASELINE_BYTES + self.request_memory_bytes()
 
+    def kafka_client_config(self) -> dict[str, str]:
+        """What every Kafka client of the bridge connects with (bootstrap, security, SASL, TLS):
+        the admin, consumer and producer configurations all start from it."""
+        return {**self.kafka_properties, "bootstrap.servers": self.kafka_bootstrap_servers}
+
     def topic(self, suffix: str) -> str:
-        return f"{self.topic_prefix}{suffix}"
+        return topic_name(self.topic_prefix, suffix)
 
     def check_serve(self) -> None:
         """Refuse the production start-up when a setting would make the bridge unsafe."""

@@ -102,8 +102,24 @@ def generated_topic_files(sources: Path) -> dict[str, str]:
     return out
 
 
+def subject_name_strategy(strategy: SubjectStrategy) -> Any:
+    """confluent-kafka's subject-name strategy function for BRIDGE_SUBJECT_NAME_STRATEGY (imported
+    here, not at module level: only registry mode loads the registry client)."""
+    from confluent_kafka.schema_registry import (
+        topic_record_subject_name_strategy,
+        topic_subject_name_strategy,
+    )
+
+    return topic_subject_name_strategy if strategy == "topic" else topic_record_subject_name_strategy
+
+
 def subject_name(strategy: SubjectStrategy, topic: str, record_full_name: str) -> str:
-    """Confluent's TopicNameStrategy (`<topic>-value`) or TopicRecordNameStrategy (`<topic>-<record>`)."""
-    if strategy == "topic":
-        return f"{topic}-value"
-    return f"{topic}-{record_full_name}"
+    """The registry subject of a topic's values: confluent-kafka's own TopicNameStrategy
+    (`<topic>-value`) or TopicRecordNameStrategy (`<topic>-<record>`), the functions its
+    serializers call, so the name shown and the name used cannot differ."""
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    naming = subject_name_strategy(strategy)
+    subject = naming(SerializationContext(topic, MessageField.VALUE), record_full_name)
+    assert subject is not None
+    return str(subject)

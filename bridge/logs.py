@@ -26,12 +26,27 @@ _STANDARD_ATTRIBUTES = frozenset(
 )
 
 
+# A field's value can come from the sender (an action built from `change`, a path in a
+# dead-letter reason): cut to this many characters, with how many were cut, so one request
+# cannot write megabytes of log.
+MAX_FIELD_CHARS = 256
+
+
+def capped(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= MAX_FIELD_CHARS:
+        return value
+    return f"{text[:MAX_FIELD_CHARS]}...[{len(text) - MAX_FIELD_CHARS} more characters cut]"
+
+
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     attributes = vars(record)
     names = attributes.keys() - _STANDARD_ATTRIBUTES  # most records have none
     if not names:
         return {}
-    return {k: attributes[k] for k in attributes if k in names and not k.startswith("_")}
+    return {k: capped(attributes[k]) for k in attributes if k in names and not k.startswith("_")}
 
 
 class JsonFormatter(logging.Formatter):

@@ -8,8 +8,9 @@ writes every value to an mmap'd file per process instead, and `/metrics` merges 
 all workers, whichever worker answers the scrape.
 
 Hooks for the spool and dedup code: `Metrics.observe_spool(depth, oldest_age_seconds)`,
-`Metrics.dedup_hit()` and the `spooled` counter. The app refreshes the gauges that must be
-current when Prometheus reads them (spool age, readiness) in its /metrics handler.
+`Metrics.spool_error(operation)`, `Metrics.spool_health(healthy)`, `Metrics.dedup_hit()` and the
+`spooled` counter. The app refreshes the gauges that must be current when Prometheus reads them
+(spool age, readiness) in its /metrics handler.
 
 Counters whose label values are known in advance are created at 0 at start-up (`known_labels`,
 `Metrics.preset`): a series that appears only at its first increment hides that increment from
@@ -25,7 +26,6 @@ import contextlib
 import os
 import platform
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final
@@ -46,6 +46,8 @@ from prometheus_client.registry import Collector
 
 from bridge import __version__
 from bridge.config import ConfigError, Settings
+from bridge.routes import KNOWN_ACTIONS
+from bridge.spool import OPERATIONS as SPOOL_OPERATIONS
 
 NAMESPACE: Final = "unit21_bridge"
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
@@ -53,8 +55,8 @@ MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 
 # Unit21 answers its own retries within ~3 s, so the interesting range is 1 ms .. 5 s.
 LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
-# An authenticated sender chooses `change`, so the action label is capped to keep series bounded.
-MAX_ACTION_LABELS: Final = 64
+# An authenticated sender chooses `change`, so the action label takes only the known action
+# types (routes.KNOWN_ACTIONS); any other is `other`.
 OTHER_ACTION: Final = "other"
 NO_ACTION: Final = "none"
 
@@ -103,8 +105,6 @@ class Metrics:
             )
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self._actions: set[str] = set()
-        self._actions_lock = threading.Lock()
         # Labelled children looked up once: `.labels()` costs more than the update itself and
         # these are updated once per webhook. Keys are bounded (capped actions, our statuses
         # and topics).
@@ -252,11 +252,49 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.spool_errors = Counter(
+            f"{NAMESPACE}_spool_errors_total",
+            "Failed operations on the disk spool, by operation: write (appending records, or probing "
+            "whether a failed disk takes writes again), delete (removing records Kafka acknowledged), "
+            "read (reading records to deliver).",
+            ["operation"],
+            registry=r,
+        )
+        for operation in SPOOL_OPERATIONS:
+            self.spool_errors.labels(operation)
+        self.spool_healthy = Gauge(
+            f"{NAMESPACE}_spool_healthy",
+            "1 while every operation on the disk spool works, 0 while writes, deletes or reads fail "
+            "(the lowest of the worker processes).",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
         self.dedup_hits = Counter(
             f"{NAMESPACE}_dedup_hits_total",
             "Webhook retries recognised as already published and not produced again.",
             registry=r,
         )
+        self.connections_open = Gauge(
+            f"{NAMESPACE}_connections_open",
+            "Client connections open on the webhook port (BRIDGE_MAX_CONNECTIONS per process).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.connections_closed = Counter(
+            f"{NAMESPACE}_connections_closed_total",
+            "Client connections the bridge closed on its own, by reason (connection_limit, header_timeout, "
+            "header_too_large, idle_timeout, body_timeout).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in (
+            "connection_limit",
+            "header_timeout",
+            "header_too_large",
+            "idle_timeout",
+            "body_timeout",
+        ):
+            self.connections_closed.labels(reason)
         self.build_info = Gauge(
             f"{NAMESPACE}_build_info",
             "Always 1; the labels say which build is running.",
@@ -292,16 +330,11 @@ class Metrics:
 
     # -- hooks ------------------------------------------------------------------------------
 
-    def action_label(self, action: str | None) -> str:
+    @staticmethod
+    def action_label(action: str | None) -> str:
         if not action:
             return NO_ACTION
-        if action in self._actions:
-            return action
-        with self._actions_lock:
-            if len(self._actions) >= MAX_ACTION_LABELS:
-                return OTHER_ACTION
-            self._actions.add(action)
-        return action
+        return action if action in KNOWN_ACTIONS else OTHER_ACTION
 
     def observe_request(self, action: str | None, status: int, seconds: float) -> None:
         key = (self.action_label(action), status)
@@ -336,6 +369,14 @@ class Metrics:
         self.spool_bytes.set(size_bytes)
         self.spool_limit_bytes.set(limit_bytes)
         self.spool_parked.set(parked)
+
+    def spool_error(self, operation: str) -> None:
+        """Called by the spool for each failed write, delete or read."""
+        self.spool_errors.labels(operation).inc()
+
+    def spool_health(self, healthy: bool) -> None:
+        """Called by the spool when it opens and whenever its health changes."""
+        self.spool_healthy.set(1 if healthy else 0)
 
     def dedup_hit(self) -> None:
         """Called by the dedup store each time a retry is answered without producing again."""

@@ -87,10 +87,9 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         # Reconnect within a second of the network coming back (librdkafka's default backs off to 10 s).
         "reconnect.backoff.max.ms": 1000,
     }
-    config.update(settings.kafka_properties)
+    config.update(settings.kafka_client_config())
     config.update(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
             "enable.idempotence": True,
             "acks": "all",
             # The HTTP answer waits for the report, so the report must come within its deadline.

@@ -22,16 +22,14 @@ from typing import Any
 from confluent_kafka.schema_registry import (
     Schema,
     SchemaRegistryClient,
-    topic_record_subject_name_strategy,
-    topic_subject_name_strategy,
 )
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 
 from bridge.codec import DecodeError
-from bridge.config import Settings
-from bridge.contract import SubjectStrategy, expanded_json, subject_name
+from bridge.config import Settings, topic_name
+from bridge.contract import SubjectStrategy, expanded_json, subject_name, subject_name_strategy
 from bridge.schemas import SchemaSet, TopicSchema
 
 log = logging.getLogger("bridge.registry")
@@ -99,7 +97,7 @@ class RegistryCodec:
         self._registered = {suffix: registry_schema(ts) for suffix, ts in schemas.by_suffix.items()}
         # An explicit strategy callable: the client's default type (ASSOCIATED) asks the
         # registry for associations on every new subject.
-        naming = topic_subject_name_strategy if strategy == "topic" else topic_record_subject_name_strategy
+        naming = subject_name_strategy(strategy)
         self._serializers = {
             suffix: AvroSerializer(
                 client,
@@ -113,7 +111,7 @@ class RegistryCodec:
             for suffix in schemas.by_suffix
         }
         self._contexts = {
-            suffix: SerializationContext(f"{topic_prefix}{suffix}", MessageField.VALUE)
+            suffix: SerializationContext(topic_name(topic_prefix, suffix), MessageField.VALUE)
             for suffix in schemas.by_suffix
         }
         self.ids: dict[str, int] = {}
@@ -123,7 +121,8 @@ class RegistryCodec:
         self._lock = threading.Lock()
 
     def subject(self, suffix: str) -> str:
-        return subject_name(self.strategy, f"{self.topic_prefix}{suffix}", self.schemas[suffix].full_name)
+        topic = topic_name(self.topic_prefix, suffix)
+        return subject_name(self.strategy, topic, self.schemas[suffix].full_name)
 
     @property
     def status(self) -> RegistryStatus:

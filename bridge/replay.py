@@ -97,7 +97,7 @@ def replay(settings: Settings, source: str = routes.DLQ_SUFFIX, *, apply: bool =
     builder = MessageBuilder(schemas, codec, settings.topic_prefix)
     topic = settings.topic(source)
     summary = ReplaySummary(topic, apply)
-    client = {"bootstrap.servers": settings.kafka_bootstrap_servers, **settings.kafka_properties}
+    client = settings.kafka_client_config()
     producer: Producer | None = None
     if apply:
         producer = Producer({**producer_config(settings), "message.timeout.ms": REPLAY_DELIVERY_TIMEOUT_MS})

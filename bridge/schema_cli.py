@@ -239,7 +239,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         parser.add_argument("--registry-url", help="default: SCHEMA_REGISTRY_URL")
         parser.add_argument("--topic-prefix", help="default: BRIDGE_TOPIC_PREFIX")
 
-    listing = actions.add_parser("list", help="topic, subject, record name and fingerprint of every schema")
+    listing = actions.add_parser(
+        "list",
+        help="topic, subject, record name and fingerprint of every schema",
+        formatter_class=formatter,
+        epilog="example:\n  unit21-bridge schemas list\n"
+        "  unit21-bridge schemas list --topic-prefix prod.unit21.",
+    )
     registry_options(listing)
     listing.set_defaults(func=_cmd(_list))
 
@@ -261,6 +267,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(schemas/src/<full name>.avsc); "
         "the topic files the bridge loads and consumers open define them inline. `make schemas` runs this "
         "and `schemas docs`.",
+        epilog="example:\n  unit21-bridge schemas build\n  unit21-bridge schemas build --check",
     )
     build.add_argument("--source", help="default: the src/ folder of the output folder")
     build.add_argument("--output", help="default: the schemas folder the bridge loads")
@@ -285,11 +292,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=formatter,
         description="Exit status 1 when any schema is incompatible; each failure names the field and "
         "the rule.",
+        epilog="example:\n  unit21-bridge schemas check\n"
+        "  SCHEMA_REGISTRY_URL=https://registry:8081 unit21-bridge schemas check",
     )
     registry_options(check)
     check.set_defaults(func=_cmd(_check))
 
-    docs = actions.add_parser("docs", help="generate the schema reference (schemas/README.md)")
+    docs = actions.add_parser(
+        "docs",
+        help="generate the schema reference (schemas/README.md)",
+        formatter_class=formatter,
+        epilog="example:\n  unit21-bridge schemas docs\n  unit21-bridge schemas docs --check",
+    )
     docs.add_argument("--output", default=str(Path("schemas") / "README.md"))
     docs.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
     docs.set_defaults(func=_cmd(_docs))

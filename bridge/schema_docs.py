@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge import routes
+from bridge.config import topic_name
 from bridge.contract import JSON_FORMAT_PROPERTY, subject_name
 from bridge.schemas import SchemaSet
 
@@ -139,7 +140,7 @@ def render(schemas: SchemaSet, prefix: str = DEFAULT_PREFIX) -> str:
         "| --- | --- | --- | --- |",
     ]
     for suffix, schema in schemas.by_suffix.items():
-        topic = f"{prefix}{suffix}"
+        topic = topic_name(prefix, suffix)
         short = schema.full_name.rsplit(".", 1)[-1]
         subject = subject_name("topic", topic, schema.full_name)
         out.append(
@@ -149,7 +150,7 @@ def render(schemas: SchemaSet, prefix: str = DEFAULT_PREFIX) -> str:
     shared: dict[str, dict[str, Any]] = {}
     top_names = {s.full_name for s in schemas.by_suffix.values()}
     for suffix, schema in schemas.by_suffix.items():
-        topic = f"{prefix}{suffix}"
+        topic = topic_name(prefix, suffix)
         record = schema.parsed
         short = schema.full_name.rsplit(".", 1)[-1]
         out += ["", f"### {short}", "", f"Topic `{topic}` — record `{schema.full_name}`.", ""]

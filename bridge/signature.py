@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 HEADER_NAME = "unit21-signature"
+# Unit21 sends `t=<10 digits>,s0=<64 hex>` (~80 bytes); a few more entries during a secret
+# rotation. Anything beyond these caps is refused before any parsing or HMAC, so an attacker's
+# header costs O(1) to refuse whatever its size.
+MAX_HEADER_LENGTH = 2048
+MAX_ENTRIES = 16
+# A unix time in seconds has 10 digits until the year 2286; more digits are no timestamp.
+MAX_TIMESTAMP_DIGITS = 12
 
 
 class SignatureFailure(StrEnum):
@@ -46,6 +53,15 @@ def signature_header(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def parse_header(value: str) -> ParsedSignature:
+    if len(value) > MAX_HEADER_LENGTH:
+        raise SignatureError(
+            SignatureFailure.MALFORMED_HEADER,
+            f"the header is {len(value)} characters long; at most {MAX_HEADER_LENGTH} are accepted",
+        )
+    if value.count(",") >= MAX_ENTRIES:
+        raise SignatureError(
+            SignatureFailure.MALFORMED_HEADER, f"the header has more than {MAX_ENTRIES} entries"
+        )
     timestamp: int | None = None
     signatures: list[bytes] = []
     for part in value.split(","):
@@ -57,7 +73,7 @@ def parse_header(value: str) -> ParsedSignature:
         key = key.strip()
         item = item.strip()
         if key == "t":
-            if not item.isascii() or not item.isdigit():
+            if not item.isascii() or not item.isdigit() or len(item) > MAX_TIMESTAMP_DIGITS:
                 raise SignatureError(
                     SignatureFailure.MALFORMED_HEADER, "t is not a unix timestamp in seconds"
                 )

@@ -21,6 +21,13 @@ Threads: every SQLite call runs on one dedicated thread. The asyncio side keeps 
 (depth, bytes, which keys are spooled), so the request path reads them without disk I/O.
 Concurrent appends are group-committed: one transaction and one fsync carry every record that
 arrived while the previous commit was being written.
+
+A full or failing disk (docs/delivery.md, "When the spool's disk fills up or fails"): a record
+Kafka acknowledged is forgotten by the counters whether or not its row could be deleted, so it
+never holds its key and is never sent again by this process; its seq is remembered and the
+deletion retried (`repair`). When every record of the file is in Kafka but the disk is too full
+to delete them, the file is replaced by an empty one, which frees its space. Failures are counted
+per operation (write, delete, read), logged once per window with counts, and shown in /readyz.
 """
 
 from __future__ import annotations
@@ -43,11 +50,18 @@ from typing import Any, Protocol
 
 import orjson
 
+from bridge.refusals import RefusalLog
+
 log = logging.getLogger("bridge.spool")
 
 SCHEMA_VERSION = 1
 FILE_PREFIX = "spool-"
 ORPHAN_SCAN_SECONDS = 30.0
+OPERATIONS = ("write", "delete", "read")  # the `operation` of spool_errors_total
+# Retrying a failed deletion or probing a failed disk: first after this long, doubling up to the maximum.
+REPAIR_MIN_SECONDS = 0.5
+REPAIR_MAX_SECONDS = 5.0
+PROBE_BYTES = 64 * 1024
 _DB_SUFFIX = ".db"
 _LOCK_SUFFIX = ".lock"
 _SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
@@ -78,6 +92,10 @@ class SpoolError(RuntimeError):
 
 class SpoolFull(SpoolError):
     """BRIDGE_SPOOL_MAX_BYTES reached: answer 503 with Retry-After."""
+
+
+# What a failing disk raises through SQLite and the file calls; SpoolError: the file is being replaced.
+_DISK_ERRORS = (sqlite3.Error, OSError, SpoolError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +131,16 @@ class _Summary:
     size: int = 0
     oldest: float | None = None
     keys: Counter[SpoolKey] = field(default_factory=Counter)
+    error: BaseException | None = None  # our disk failed during the scan; the rest waits for the next one
+
+
+@dataclass
+class _Failure:
+    """An operation failing since `since` (monotonic), `count` times in a row."""
+
+    since: float
+    error: str
+    count: int = 1
 
 
 class _Store:
@@ -121,24 +149,54 @@ class _Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise SpoolError(f"{path}: SQLite refused WAL mode (got {mode}); is the file system local?")
-        # FULL: the WAL is fsync'ed at every commit, so a 202 survives a power loss, not only a crash.
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA journal_size_limit=67108864")
-        self.db.executescript(_SCHEMA)
-        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        try:
+            mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise SpoolError(f"{path}: SQLite refused WAL mode (got {mode}); is the file system local?")
+            # FULL: the WAL is fsync'ed at every commit, so a 202 survives a power loss, not only a crash.
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA journal_size_limit=67108864")
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise SpoolError(
+                    f"{path}: spool format {version} is newer than this bridge ({SCHEMA_VERSION})"
+                )
+            self.db.executescript(_SCHEMA)
+            if version != SCHEMA_VERSION:  # written only when it changes: opening needs no room
+                self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            self.db.close()
+            raise
+
+    def summary(self) -> _Summary:
+        """Counts of every row (for the in-memory counters of a file taken over as it is)."""
+        count, size, oldest = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(enqueued_at) FROM records"
+        ).fetchone()
+        keys: Counter[SpoolKey] = Counter(
+            {
+                (topic, key): n
+                for topic, key, n in self.db.execute(
+                    "SELECT topic, key, COUNT(*) FROM records GROUP BY topic, key"
+                )
+            }
+        )
+        return _Summary(count, size, oldest, keys)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # A failed COMMIT (disk full, I/O error) may leave the transaction open, and a later
+            # COMMIT would then write rows whose request was answered 503. SQLite may already
+            # have rolled back by itself; a failing ROLLBACK must not hide the first error.
+            if self.db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     def insert(self, rows: list[Row]) -> None:
         with self._transaction():
@@ -147,9 +205,12 @@ class _Store:
     def head(self, max_records: int, max_bytes: int, exclude: Sequence[int] = ()) -> list[SpooledRecord]:
         out: list[SpooledRecord] = []
         total = 0
-        skip = f"WHERE seq NOT IN ({','.join('?' * len(exclude))}) " if exclude else ""
+        # One JSON parameter, not one per seq: a failed disk can leave more undeleted seqs than
+        # SQLite takes parameters.
+        skip = "WHERE seq NOT IN (SELECT value FROM json_each(?)) " if exclude else ""
+        params: tuple[Any, ...] = (orjson.dumps(list(exclude)).decode(),) if exclude else ()
         cursor = self.db.execute(
-            f"SELECT seq, {_COLUMNS} FROM records {skip}ORDER BY seq LIMIT ?", (*exclude, max_records)
+            f"SELECT seq, {_COLUMNS} FROM records {skip}ORDER BY seq LIMIT ?", (*params, max_records)
         )
         for seq, topic, key, value, headers, event_id, enqueued_at, size in cursor:
             if out and total + size > max_bytes:
@@ -161,12 +222,30 @@ class _Store:
         cursor.close()
         return out
 
-    def delete(self, seqs: list[int]) -> float | None:
-        """Delete acknowledged rows; returns the enqueue time of the oldest row left."""
+    def delete(self, seqs: list[int]) -> None:
+        """Delete acknowledged rows."""
         with self._transaction():
             self.db.executemany("DELETE FROM records WHERE seq = ?", [(seq,) for seq in seqs])
-        oldest: float | None = self.db.execute("SELECT MIN(enqueued_at) FROM records").fetchone()[0]
+
+    def oldest(self, exclude: Sequence[int] = ()) -> float | None:
+        """The enqueue time of the oldest row not in `exclude` (rows in Kafka, not yet deleted)."""
+        if exclude:
+            query = "SELECT MIN(enqueued_at) FROM records WHERE seq NOT IN (SELECT value FROM json_each(?))"
+            row = self.db.execute(query, (orjson.dumps(list(exclude)).decode(),)).fetchone()
+        else:
+            row = self.db.execute("SELECT MIN(enqueued_at) FROM records").fetchone()
+        oldest: float | None = row[0]
         return oldest
+
+    def probe(self) -> None:
+        """Does the disk take writes again? A committed (fsync'ed) write of PROBE_BYTES, more
+        than a batch of ordinary records: a write of a page or two can fit on a disk that still
+        refuses every record, and the spool would then claim to work when it does not."""
+        with self._transaction():
+            self.db.execute("CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+            self.db.execute("INSERT OR REPLACE INTO probe (id, data) VALUES (1, zeroblob(?))", (PROBE_BYTES,))
+        with contextlib.suppress(sqlite3.Error), self._transaction():  # the next probe replaces it anyway
+            self.db.execute("DELETE FROM probe")
 
     def adopt(self, orphan: Path) -> _Summary:
         """Move every row of a dead process's spool behind ours, in its order, in one transaction."""
@@ -277,12 +356,21 @@ class Spool:
     """This process's spool: an append-only queue on disk with in-memory counters."""
 
     def __init__(
-        self, directory: Path, max_bytes: int, observer: Callable[[int, float], None] | None = None
+        self,
+        directory: Path,
+        max_bytes: int,
+        observer: Callable[[int, float], None] | None = None,
+        *,
+        on_error: Callable[[str], None] | None = None,
+        on_health: Callable[[bool], None] | None = None,
     ) -> None:
-        """`observer(depth, oldest_age_seconds)` is told whenever they change (the metrics gauges)."""
+        """`observer(depth, oldest_age_seconds)` is told whenever they change (the metrics gauges);
+        `on_error(operation)` of every failed write, delete or read, `on_health(healthy)` of changes."""
         self.directory = directory
         self.max_bytes = max_bytes
         self._observer = observer
+        self._on_error = on_error
+        self._on_health = on_health
         try:
             directory.mkdir(parents=True, exist_ok=True)
             name = f"{FILE_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
@@ -291,7 +379,12 @@ class Spool:
             if lock_fd is None:
                 raise OSError(f"{name}{_LOCK_SUFFIX} is locked by another process")
             self._lock_fd = lock_fd
-            self._store = _Store(self.path)
+            taken_over = _Summary()
+            try:
+                # None only while the file is being replaced and the new one could not be created yet.
+                self._store: _Store | None = _Store(self.path)
+            except sqlite3.Error as exc:
+                taken_over = self._take_over_an_orphan(exc)
         except (OSError, sqlite3.Error) as exc:
             raise SpoolError(f"BRIDGE_SPOOL_DIR={directory}: cannot open the spool: {exc}") from exc
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
@@ -307,9 +400,32 @@ class Spool:
         # seqs of records Kafka refuses for good (too large for the topic, invalid). They stay on
         # disk, skipped by the drainer until this process ends; the next one tries them again.
         self._parked: set[int] = set()
+        # seqs of records Kafka acknowledged whose row could not be deleted (disk full or failing):
+        # no longer counted, never sent again by this process; `repair` retries the deletion.
+        self._undeleted: set[int] = set()
+        self._failures: dict[str, _Failure] = {}  # operation -> failing since; empty: healthy
+        self._repair_delay = 0.0
+        self._repair_at = 0.0
+        # Orphans whose rows we adopted but whose files could not be removed: their locks stay
+        # held, so this process does not adopt (and send) them twice.
+        self._held_locks: list[int] = []
+        self._errors = RefusalLog(
+            logger=log,
+            level=logging.ERROR,
+            summary="spool: %d more failed %s(s) in the last %.1f s; logged once per window",
+            summary_extra=lambda operation, count: {"operation": operation, "failures": count},
+        )
         self._closed = False
-        self._absorb(self._adopt_orphans())  # start-up: blocking is fine, nothing is served yet
+        self._absorb(taken_over)
+        summary = self._adopt_orphans()  # start-up: blocking is fine, nothing is served yet
+        self._absorb(summary)
         self.report()
+        if self._on_health is not None:
+            self._on_health(True)
+        if summary.error is not None:
+            self._failed(
+                "write", summary.error, "spool: cannot adopt the spool files of processes that are gone"
+            )
         if self._count:
             log.warning(
                 "spool: adopted %d record(s) (%d bytes) left by earlier processes in %s; draining them first",
@@ -317,6 +433,50 @@ class Spool:
                 self._bytes,
                 directory,
             )
+
+    def _take_over_an_orphan(self, error: sqlite3.Error) -> _Summary:
+        """No room (or a failing disk) for a new spool file: use a dead process's file as it is.
+
+        Adopting copies rows, which needs room too, so a disk filled by a process that is gone
+        would keep every later one from starting, and its records would never be delivered.
+        Opening an existing file needs no room; holding its lock makes it this process's own.
+        Raises `error` when there is no such file."""
+        for db in spool_files(self.directory):
+            if db == self.path:
+                continue
+            lock_path = db.with_suffix(_LOCK_SUFFIX)
+            fd = _lock(lock_path, create=True)
+            if fd is None:
+                continue  # a live process owns it
+            try:
+                store = _Store(db)
+            except (sqlite3.Error, SpoolError) as exc:
+                log.error("spool: cannot take over %s either: %s", db, exc)
+                os.close(fd)
+                continue
+            try:
+                summary = store.summary()
+            except sqlite3.Error as exc:
+                log.error("spool: cannot take over %s either: %s", db, exc)
+                store.close()
+                os.close(fd)
+                continue
+            own_lock = self.path.with_suffix(_LOCK_SUFFIX)
+            with contextlib.suppress(OSError):
+                _remove_files(self.path)
+                own_lock.unlink()
+            os.close(self._lock_fd)
+            log.warning(
+                "spool: no room for a new spool file in %s (%s); took over %s, left by a process that "
+                "is gone, as this process's spool (%d record(s) in it)",
+                self.directory,
+                error,
+                db.name,
+                summary.count,
+            )
+            self.path, self._lock_fd, self._store = db, fd, store
+            return summary
+        raise error
 
     # -- what the request path and /readyz read (no I/O) -------------------------------------
 
@@ -332,9 +492,20 @@ class Spool:
     def has_room(self) -> bool:
         return not self._refused and self._bytes < self.max_bytes
 
+    def healthy(self) -> bool:
+        """No write, delete or read of the spool is failing."""
+        return not self._failures
+
+    def writable(self) -> bool:
+        """False while writes or deletes fail: the spool cannot be counted on to take a record."""
+        return self._store is not None and "write" not in self._failures and "delete" not in self._failures
+
     def holds(self, topic: str, key: bytes) -> bool:
-        """True while an earlier record for this partition key waits here: a new one must queue behind it."""
-        return bool(self._count) and (topic, key) in self._keys
+        """True while an earlier record for this partition key waits here: a new one must queue behind it.
+
+        Not while the spool cannot be read: its records cannot go first, and holding their keys
+        would refuse every later webhook of those keys until the disk is repaired (docs/delivery.md)."""
+        return bool(self._count) and (topic, key) in self._keys and "read" not in self._failures
 
     def report(self) -> None:
         """Tell the observer the current depth and age (the drainer also calls this on a timer)."""
@@ -342,6 +513,7 @@ class Spool:
             self._observer(self._count, self.oldest_age_seconds())
 
     def detail(self) -> dict[str, Any]:
+        now = time.monotonic()
         return {
             "depth": self._count,
             "bytes": self._bytes,
@@ -349,10 +521,130 @@ class Spool:
             "oldest_age_seconds": round(self.oldest_age_seconds(), 3),
             "parked": len(self._parked),
             "file": str(self.path),
+            "healthy": not self._failures,
+            # In Kafka, but still in the file: the deletion is retried; sent again only by a next
+            # process that adopts the file (at most one extra copy, as after a crash).
+            "delivered_not_deleted": len(self._undeleted),
+            "failing": {
+                operation: {
+                    "error": failure.error,
+                    "failures": failure.count,
+                    "since_seconds": round(now - failure.since, 1),
+                }
+                for operation, failure in self._failures.items()
+            },
         }
 
     def parked(self) -> int:
         return len(self._parked)
+
+    # -- failures and recovery ---------------------------------------------------------------
+
+    def _failed(self, operation: str, exc: BaseException, message: str, *args: object) -> None:
+        """Count a failed operation, log it once per window, and mark the spool unhealthy."""
+        was_healthy = not self._failures
+        failure = self._failures.get(operation)
+        if failure is None:
+            self._failures[operation] = _Failure(time.monotonic(), str(exc))
+        else:
+            failure.count += 1
+            failure.error = str(exc)
+        if self._on_error is not None:
+            self._on_error(operation)
+        self._errors.event(
+            operation,
+            f"{message}: %s",
+            *args,
+            exc,
+            extra={"operation": operation, "spool_file": str(self.path)},
+        )
+        if was_healthy:
+            if self._on_health is not None:
+                self._on_health(False)
+            self._written.set()  # the drainer's wait ends, so it schedules the repair
+
+    def _recovered(self, operation: str) -> None:
+        failure = self._failures.pop(operation, None)
+        if failure is None:
+            return
+        log.warning(
+            "spool: %s works again after %.1f s and %d failure(s)",
+            operation,
+            time.monotonic() - failure.since,
+            failure.count,
+            extra={"operation": operation, "spool_file": str(self.path)},
+        )
+        if not self._failures:
+            self._repair_delay = 0.0
+            if self._on_health is not None:
+                self._on_health(True)
+
+    def repair_due_in(self) -> float | None:
+        """Seconds until `repair` has something to try; None while there is nothing to repair."""
+        if not (self._undeleted or self._store is None or "write" in self._failures):
+            return None
+        return max(0.0, self._repair_at - time.monotonic())
+
+    async def repair(self) -> None:
+        """Retry what failed (the drainer calls this when due): delete the records in Kafka that
+        are still in the file, replacing the file when all of it is in Kafka and deleting fails;
+        or probe whether the disk takes writes again. Reads are retried by every `head`."""
+        due = self.repair_due_in()
+        if due is None or due > 0:
+            return
+        operation = "delete" if self._undeleted or self._store is None else "write"
+        try:
+            if operation == "delete":
+                await self._delete_undeleted()
+            else:
+                await self._run(self._probe)
+        except _DISK_ERRORS as exc:
+            self._repair_delay = min(max(self._repair_delay * 2, REPAIR_MIN_SECONDS), REPAIR_MAX_SECONDS)
+            self._repair_at = time.monotonic() + self._repair_delay
+            self._failed(operation, exc, "spool: retrying the failed %s of %s failed", operation, self.path)
+            return
+        self._repair_at = time.monotonic()
+        self._recovered(operation)
+
+    async def _delete_undeleted(self) -> None:
+        seqs = sorted(self._undeleted)
+        try:
+            await self._run(lambda: self._live().delete(seqs))
+        except _DISK_ERRORS:
+            if self._count:
+                raise
+            # Every record in the file is in Kafka, and the disk cannot take even a deletion
+            # (full: SQLite needs room in its log to delete). Replace the file: that frees its space.
+            await self._run(self._replace_file)
+            log.warning(
+                "spool: replaced %s by an empty file: its %d record(s) were in Kafka, but not deletable",
+                self.path,
+                len(seqs),
+            )
+            self._undeleted.clear()
+            return
+        self._undeleted.difference_update(seqs)
+
+    def _live(self) -> _Store:
+        """Spool thread: the store, unless it is being replaced."""
+        if self._store is None:
+            raise SpoolError(f"{self.path} is being replaced and could not be created yet")
+        return self._store
+
+    def _probe(self) -> None:
+        self._live().probe()
+
+    def _replace_file(self) -> None:
+        """Spool thread: drop this process's file and start an empty one (every record is in Kafka)."""
+        store, self._store = self._store, None
+        if store is not None:
+            with contextlib.suppress(sqlite3.Error):
+                store.close()
+        # The log first: a new database must never meet the old one's WAL, which SQLite would replay.
+        for suffix in ("-wal", "-journal", "-shm", ""):
+            with contextlib.suppress(FileNotFoundError):
+                self.path.with_name(self.path.name + suffix).unlink()
+        self._store = _Store(self.path)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -392,7 +684,7 @@ class Spool:
         if not batch:
             return
         try:
-            self._store.insert([row for row, _ in batch])
+            self._live().insert([row for row, _ in batch])
         except Exception as exc:  # sqlite3.Error, OSError (disk full, I/O error)
             loop.call_soon_threadsafe(self._append_failed, batch, exc)
         else:
@@ -403,10 +695,11 @@ class Spool:
             if not future.done():
                 future.set_result(None)
         self._written.set()
+        self._recovered("write")
         self.report()
 
     def _append_failed(self, batch: list[tuple[Row, asyncio.Future[None]]], exc: Exception) -> None:
-        log.error("spool: cannot write %d record(s) to %s: %s", len(batch), self.path, exc)
+        self._failed("write", exc, "spool: cannot write %d record(s) to %s", len(batch), self.path)
         self._forget([(row[0], row[1], row[6]) for row, _ in batch])
         self.report()
         for _, future in batch:
@@ -416,11 +709,21 @@ class Spool:
     # -- draining ----------------------------------------------------------------------------
 
     async def head(self, max_records: int, max_bytes: int) -> list[SpooledRecord]:
-        """The oldest committed records, in spool order (at least one if any, whatever its size)."""
+        """The oldest committed records, in spool order (at least one if any, whatever its size).
+
+        Raises SpoolError when the disk cannot be read (counted and logged here)."""
         self._written.clear()
-        records: list[SpooledRecord] = await self._run(
-            self._store.head, max_records, max_bytes, tuple(self._parked)
-        )
+        if self._store is None:
+            return []  # only while the file is replaced, which it is only when nothing waits
+        exclude = tuple(self._parked | self._undeleted)
+        try:
+            records: list[SpooledRecord] = await self._run(
+                lambda: self._live().head(max_records, max_bytes, exclude)
+            )
+        except _DISK_ERRORS as exc:
+            self._failed("read", exc, "spool: cannot read records from %s", self.path)
+            raise SpoolError(f"cannot read the spool: {exc}") from exc
+        self._recovered("read")
         return records
 
     def park(self, record: SpooledRecord, reason: str) -> None:
@@ -442,15 +745,29 @@ class Spool:
         self._written.set()
 
     async def remove(self, records: Sequence[SpooledRecord]) -> None:
-        """Delete records Kafka acknowledged."""
+        """Delete records Kafka acknowledged.
+
+        They leave the counters (and stop holding their keys) even when the disk refuses the
+        deletion: Kafka has them, so they are remembered as undeleted, never sent again by this
+        process, and deleted by a later `repair`."""
         if not records:
             return
-        oldest = await self._run(self._store.delete, [r.seq for r in records])
+        seqs = [r.seq for r in records]
+        try:
+            await self._run(lambda: self._live().delete(seqs))
+        except _DISK_ERRORS as exc:
+            self._undeleted.update(seqs)
+            self._failed(
+                "delete", exc, "spool: cannot delete %d record(s) in Kafka from %s", len(seqs), self.path
+            )
         for record in records:
             self._parked.discard(record.seq)
         self._forget([(r.topic, r.key, r.size) for r in records])
         if self._count:
-            self._oldest = oldest if oldest is not None else self._oldest
+            exclude = tuple(self._undeleted)
+            with contextlib.suppress(*_DISK_ERRORS):  # the age stays as it was until a read works
+                oldest = await self._run(lambda: self._live().oldest(exclude))
+                self._oldest = oldest if oldest is not None else self._oldest
         self.report()
 
     def _forget(self, rows: Sequence[tuple[str, bytes, int]]) -> None:
@@ -468,9 +785,15 @@ class Spool:
     # -- orphans (files of processes that are gone) ------------------------------------------
 
     async def adopt_orphans(self) -> int:
+        if self._store is None:
+            return 0
         summary: _Summary = await self._run(self._adopt_orphans)
         self._absorb(summary)
         self.report()
+        if summary.error is not None:
+            self._failed(
+                "write", summary.error, "spool: cannot adopt the spool files of processes that are gone"
+            )
         if summary.count:
             log.warning("spool: adopted %d record(s) left by a process that is gone", summary.count)
             self._written.set()
@@ -478,38 +801,51 @@ class Spool:
 
     def _adopt_orphans(self) -> _Summary:
         total = _Summary()
-        for db in spool_files(self.directory):
-            if db == self.path:
-                continue
-            lock_path = db.with_suffix(_LOCK_SUFFIX)
-            fd = _lock(lock_path, create=True)
-            if fd is None:
-                continue  # a live process owns it
+        try:
+            for db in spool_files(self.directory):
+                if db != self.path:
+                    self._adopt(db, total)
+        except _DISK_ERRORS as exc:  # our disk: the orphans wait for the next scan
+            total.error = exc
+        return total
+
+    def _adopt(self, db: Path, total: _Summary) -> None:
+        """Move one orphan's rows behind ours and remove it; add what was adopted to `total`."""
+        lock_path = db.with_suffix(_LOCK_SUFFIX)
+        fd = _lock(lock_path, create=True)
+        if fd is None:
+            return  # a live process owns it
+        try:
+            if not db.exists():
+                lock_path.unlink()  # adopted by someone else meanwhile; this lock file is ours
+                return
+            store = self._live()
             try:
-                if not db.exists():
-                    lock_path.unlink()  # adopted by someone else meanwhile; this lock file is ours
-                    continue
-                try:
-                    summary = self._store.adopt(db)
-                except (sqlite3.Error, SpoolError) as exc:
-                    kept = db.with_name(db.name + ".unreadable")
-                    db.rename(kept)
-                    log.error("spool: cannot adopt %s (%s); kept it as %s for inspection", db, exc, kept)
-                    lock_path.unlink()
-                    continue
+                summary = store.adopt(db)
+            except (sqlite3.Error, SpoolError) as exc:
+                if not _unreadable(exc):
+                    raise  # our side failed (disk full, I/O error): the orphan is intact, try later
+                kept = db.with_name(db.name + ".unreadable")
+                db.rename(kept)
+                log.error("spool: cannot adopt %s (%s); kept it as %s for inspection", db, exc, kept)
+                lock_path.unlink()
+                return
+            log.info("spool: adopted %d record(s) from %s", summary.count, db.name)
+            total.count += summary.count
+            total.size += summary.size
+            if summary.oldest is not None:
+                total.oldest = summary.oldest if total.oldest is None else min(total.oldest, summary.oldest)
+            total.keys.update(summary.keys)
+            try:
                 _remove_files(db)
                 lock_path.unlink()
-                log.info("spool: adopted %d record(s) from %s", summary.count, db.name)
-                total.count += summary.count
-                total.size += summary.size
-                if summary.oldest is not None:
-                    total.oldest = (
-                        summary.oldest if total.oldest is None else min(total.oldest, summary.oldest)
-                    )
-                total.keys.update(summary.keys)
-            finally:
+            except OSError:
+                self._held_locks.append(fd)  # the rows are ours now; the file must not be adopted again
+                fd = -1
+                raise
+        finally:
+            if fd >= 0:
                 os.close(fd)
-        return total
 
     def _absorb(self, summary: _Summary) -> None:
         self._count += summary.count
@@ -530,20 +866,47 @@ class Spool:
             return
         self._closed = True
         await self._run(lambda: None)  # every write submitted before now has finished
-        await self._run(self._store.close)
+        store = self._store
+        if store is not None:
+            try:
+                await self._run(store.close)
+            except sqlite3.Error as exc:
+                log.error("spool: closing %s failed: %s", self.path, exc)
         self._executor.shutdown(wait=True)
+        self._errors.flush()
         lock_path = self.path.with_suffix(_LOCK_SUFFIX)
         if self._count == 0:
-            _remove_files(self.path)
-            with contextlib.suppress(FileNotFoundError):
-                lock_path.unlink()
+            # Records in Kafka whose deletion failed go with the file: nothing in it waits.
+            try:
+                _remove_files(self.path)
+                with contextlib.suppress(FileNotFoundError):
+                    lock_path.unlink()
+            except OSError as exc:
+                log.error(
+                    "spool: cannot remove %s (%s); the %d record(s) in it are all in Kafka, and the next "
+                    "process that adopts it sends them again",
+                    self.path,
+                    exc,
+                    len(self._undeleted),
+                )
         else:
             log.warning(
-                "spool: %d record(s) not yet in Kafka stay in %s; the next bridge process delivers them",
+                "spool: %d record(s) not yet in Kafka stay in %s; the next bridge process delivers them%s",
                 self._count,
                 self.path,
+                f" (and sends again the {len(self._undeleted)} already in Kafka whose deletion failed)"
+                if self._undeleted
+                else "",
             )
-        os.close(self._lock_fd)
+        for fd in (self._lock_fd, *self._held_locks):
+            os.close(fd)
+
+
+def _unreadable(exc: BaseException) -> bool:
+    """Whether adopting failed because of the orphan itself (corrupt, not a database, too new)."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+    return isinstance(exc, SpoolError)
 
 
 # -- the drainer ------------------------------------------------------------------------------
@@ -615,16 +978,23 @@ class Drainer:
                 if not stopping and time.monotonic() >= next_scan:
                     next_scan = time.monotonic() + self.orphan_scan_seconds
                     await self.spool.adopt_orphans()
+                await self.spool.repair()
                 batch = await self.spool.head(self.batch_records, self.batch_bytes)
                 if not batch:
                     self._finish_run()
                     if stopping:
                         return
-                    await self.spool.wait_for_records(max(0.0, next_scan - time.monotonic()))
+                    wait = next_scan - time.monotonic()
+                    repair_due = self.spool.repair_due_in()
+                    if repair_due is not None:
+                        wait = min(wait, repair_due)
+                    await self.spool.wait_for_records(max(0.0, wait))
                     continue
                 if self._run_started is None:
                     self._run_started = time.monotonic()
                 acked, failures = await self._send(batch)
+            except SpoolError:
+                failures = 1  # the disk failed: counted and logged (once per window) by the spool
             except Exception:
                 log.exception("spool: drainer error; retrying")
                 failures = 1

@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
+import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +35,7 @@ from typing import Any, Literal
 
 import httpx2
 import orjson
+import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bridge.embedded import free_port
@@ -370,3 +375,147 @@ def kafka_event_ids(bootstrap: str, topic: str, expected: set[str], timeout: flo
         return ids
     finally:
         consumer.close()
+
+
+# -- a spool disk that fills up or fails -------------------------------------------------------
+
+# EXT4_IOC_SHUTDOWN (= XFS_IOC_GOINGDOWN, _IOR('X', 125, __u32)) with EXT4_GOING_FLAGS_NOLOGFLUSH:
+# the file system shuts down as it does on a fatal device error; every later read, write,
+# fsync, create and unlink on it fails with EIO until it is unmounted.
+_EXT4_IOC_SHUTDOWN = 0x8004587D
+_EXT4_GOING_FLAGS_NOLOGFLUSH = 2
+
+
+def _run_root(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+
+
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system for the spool needs root (the test runs as a user)")
+
+
+@contextlib.contextmanager
+def small_tmpfs(directory: Path, size: str = "2m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted on `directory`: a spool disk that fills up for real (ENOSPC)."""
+    _need_root()
+    directory.mkdir(parents=True, exist_ok=True)
+    mounted = _run_root("mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(directory))
+    if mounted.returncode != 0:
+        pytest.skip(f"mount -t tmpfs is not permitted here: {mounted.stderr.strip()}")
+    try:
+        yield directory
+    finally:
+        _unmount(directory)
+
+
+class Ext4Loop:
+    """An ext4 file system on a loop device, mounted on `directory`, that `shut_down` can fail."""
+
+    def __init__(self, directory: Path, image: Path, size_bytes: int = 16 * 2**20) -> None:
+        self.directory = directory
+        self.image = image
+        self.size_bytes = size_bytes
+        self.device: str | None = None
+
+    def __enter__(self) -> Ext4Loop:
+        _need_root()
+        for tool in ("losetup", "mkfs.ext4"):
+            if shutil.which(tool) is None:
+                pytest.skip(f"{tool} is not installed (util-linux, e2fsprogs)")
+        with self.image.open("wb") as f:
+            f.truncate(self.size_bytes)
+        attached = _run_root("losetup", "--find", "--show", str(self.image))
+        if attached.returncode != 0:
+            self.image.unlink()
+            pytest.skip(f"no loop device available: {attached.stderr.strip()}")
+        self.device = attached.stdout.strip()
+        try:
+            made = _run_root("mkfs.ext4", "-q", "-F", self.device)
+            assert made.returncode == 0, made.stderr
+            self.directory.mkdir(parents=True, exist_ok=True)
+            mounted = self._mount()
+            if mounted.returncode != 0:
+                pytest.skip(f"mounting an ext4 loop device is not permitted here: {mounted.stderr.strip()}")
+        except BaseException:
+            self._detach()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if os.path.ismount(self.directory):
+                _unmount(self.directory)
+        finally:
+            self._detach()
+
+    def shut_down(self) -> None:
+        """Fail the file system: see _EXT4_IOC_SHUTDOWN."""
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            fcntl.ioctl(fd, _EXT4_IOC_SHUTDOWN, struct.pack("I", _EXT4_GOING_FLAGS_NOLOGFLUSH))
+        finally:
+            os.close(fd)
+
+    def remount(self) -> None:
+        """Unmount the failed file system and mount it again (the disk "comes back")."""
+        _unmount(self.directory)
+        mounted = self._mount()
+        assert mounted.returncode == 0, mounted.stderr
+
+    def _mount(self) -> subprocess.CompletedProcess[str]:
+        assert self.device is not None
+        return _run_root("mount", "-t", "ext4", self.device, str(self.directory))
+
+    def _detach(self) -> None:
+        if self.device is not None:
+            _run_root("losetup", "--detach", self.device)
+            self.device = None
+        self.image.unlink(missing_ok=True)
+
+
+def _unmount(directory: Path) -> None:
+    # A bridge process killed by the test may still hold files open for a moment.
+    for _ in range(50):
+        if _run_root("umount", str(directory)).returncode == 0:
+            return
+        time.sleep(0.1)
+    lazy = _run_root("umount", "--lazy", str(directory))
+    assert lazy.returncode == 0, lazy.stderr
+
+
+class DiskFiller:
+    """Keeps a file system full: a filler file takes whatever space frees up, until stopped."""
+
+    def __init__(self, directory: Path, seconds: float) -> None:
+        self.path = directory / "filler"
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, name="disk-filler", daemon=True)
+
+    def start(self) -> DiskFiller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def remove(self) -> None:
+        self.stop()
+        self.path.unlink(missing_ok=True)
+
+    def _fill(self) -> None:
+        deadline = time.monotonic() + self.seconds
+        fd: int | None = None
+        try:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                try:
+                    if fd is None:
+                        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                    os.write(fd, b"\0" * 4096)
+                except OSError:  # full: wait for space to free up
+                    self._stop.wait(0.02)
+        finally:
+            if fd is not None:
+                os.close(fd)

@@ -89,8 +89,7 @@ def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}."
 
 
-def all_topics(prefix: str) -> list[str]:
-    return [f"{prefix}{suffix}" for suffix in routes.ALL_SUFFIXES]
+all_topics = routes.all_topics
 
 
 def signed_headers(body: bytes, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:

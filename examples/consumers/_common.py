@@ -22,19 +22,26 @@ def read_to_end(consumer: Consumer, topic: str, timeout: float) -> Iterator[Mess
     partitions = [
         TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(metadata.topics[topic].partitions)
     ]
-    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
-    remaining = {p for p, end in ends.items() if end > 0}
+    watermarks = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10) for tp in partitions}
+    # A partition emptied by retention has high == low: nothing to wait for there.
+    ends = {partition: high for partition, (low, high) in watermarks.items() if high > low}
     consumer.assign(partitions)
     deadline = time.monotonic() + timeout
-    while remaining and time.monotonic() < deadline:
+    while ends and time.monotonic() < deadline:
         msg = consumer.poll(0.5)
         if msg is None:
             continue
         if msg.error():
             raise SystemExit(f"kafka error: {msg.error()}")
-        if msg.offset() + 1 >= ends[msg.partition()]:
-            remaining.discard(msg.partition())
+        partition, offset = msg.partition() or 0, msg.offset() or 0
+        if offset + 1 >= ends.get(partition, 0):
+            ends.pop(partition, None)
         yield msg
+
+
+def header_pairs(msg: Message) -> list[tuple[str, str | bytes | None]]:
+    headers = msg.headers() or []
+    return list(headers.items()) if isinstance(headers, dict) else list(headers)
 
 
 def print_record(
@@ -50,7 +57,7 @@ def print_record(
         "partition": msg.partition(),
         "offset": msg.offset(),
         "key": (msg.key() or b"").decode("utf-8", "replace"),
-        "headers": {k: v.decode("utf-8", "replace") for k, v in (msg.headers() or [])},
+        "headers": {k: v.decode("utf-8", "replace") for k, v in header_pairs(msg) if isinstance(v, bytes)},
         "schema": schema_label,
         "value": record,
     }

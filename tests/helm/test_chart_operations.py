@@ -675,7 +675,7 @@ def test_a_given_memory_limit_must_cover_the_workers(chart: helm_python.Chart, r
     message = refusal(
         chart, {"bridge": {"workers": 4}, "resources": {"limits": {"cpu": "1", "memory": "512Mi"}}}
     )
-    assert "below what 4 worker(s) can use at worst, 1854Mi" in message
+    assert "below what 4 worker(s) can use at worst, 3004Mi" in message
     rendered = render({"resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "100m"}}})
     resources = rendered.container["resources"]
     assert resources["limits"]["memory"] == resources["requests"]["memory"] == "1Gi"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
+import pytest
+
+from bridge import routes, schema_docs
 from bridge.codec import SingleObjectCodec
 from bridge.messages import MessageBuilder
-from bridge.payload import event_id
+from bridge.payload import classify, event_id, record_key
 from bridge.schema_docs import HEADERS, render
 from bridge.schemas import SchemaSet
 from tests.support import EXAMPLES, REPO
@@ -49,3 +53,45 @@ def test_documented_headers_are_the_headers_the_bridge_writes() -> None:
         body, json.loads(body), event_id=event_id(body), received_at_ms=0, signature_timestamp=None
     )
     assert [name for name, _ in message.headers] == [name for name, _ in HEADERS]
+
+
+@pytest.mark.parametrize("suffix", [s for s in routes.ALL_SUFFIXES if s != routes.DLQ_SUFFIX])
+def test_the_key_rule_in_words_is_the_rule_record_key_applies(suffix: str) -> None:
+    """schemas/README.md states each topic's key rule in prose; every id it names, in the order it
+    names them, must be what record_key() picks, and the entity ids must come first."""
+    rule = schema_docs.key_rule(suffix)
+    # `alert:<unit21_id>`, `file_export:<exports[0].id>`, `<object_type lower case>:<unit21_id>`
+    ids = [
+        ("widget" if prefix.startswith("<") else prefix, name)
+        for prefix, name in re.findall(r"`(<object_type lower case>|\w+):<([\w.\[\]0-9]+)>`", rule)
+    ]
+    assert ids, rule
+    object_type = (
+        "WIDGET"
+        if suffix == routes.UNRECOGNIZED.topic_suffix
+        else next(r.object_type for r in routes.BY_OBJECT_TYPE.values() if r.topic_suffix == suffix)
+        if suffix != routes.FILE_EXPORT.topic_suffix
+        else None
+    )
+
+    def key(doc: dict[str, object]) -> str:
+        if object_type is not None:
+            doc = {"object_type": object_type, **doc}
+        return record_key(doc, classify(doc), "EVENTID").decode()
+
+    full: dict[str, object] = {}
+    for n, (_, name) in enumerate(ids):
+        if name == "exports[0].id":
+            full["exports"] = [{"id": 900 + n}]
+        else:
+            full[name] = f"v{n}"
+    # The named ids in their stated order: with all present the first wins; drop it, the next.
+    for n, (prefix, name) in enumerate(ids):
+        value = 900 + n if name == "exports[0].id" else f"v{n}"
+        assert key(full) == f"{prefix}:{value}", (rule, full)
+        full.pop("exports" if name == "exports[0].id" else name)
+    if "entity_id" in rule:
+        assert key({"entity_id": "E", "entities": [{"entity_id": "X"}]}) == "E"
+        assert key({"entities": [{"entity_id": "X"}], "flagged_entities": [{"entity_id": "F"}]}) == "X"
+        assert key({"flagged_entities": [{"entity_id": "F"}], "unit21_id": 1}) == "F"
+    assert "<bridge.event_id>" in rule and key({}).endswith(":EVENTID")

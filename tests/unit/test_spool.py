@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,7 +21,8 @@ import pytest
 
 from bridge.config import ConfigError, check_spool_dir
 from bridge.publisher import PublishError
-from bridge.spool import Drainer, Spool, SpooledRecord, SpoolFull
+from bridge.spool import Drainer, Spool, SpooledRecord, SpoolError, SpoolFull
+from tests.faults import small_tmpfs
 
 T = TypeVar("T")
 HEADERS = [("event_id", b"e1"), ("action", b"ALERT_CREATED"), ("binary", bytes(range(256)))]
@@ -354,3 +359,252 @@ def test_spool_list_names_a_missing_directory(tmp_path: Path) -> None:
     listed = subprocess.run(command, capture_output=True, text=True)
     assert listed.returncode == 2
     assert "nowhere is not a directory" in listed.stderr
+
+
+# -- a full or failing disk (a real small file system: root only, skipped otherwise) ------------
+
+
+class AckingPublisher:
+    """Acknowledges every record; counts how often each value was produced."""
+
+    def __init__(self) -> None:
+        self.produced: Counter[bytes] = Counter()
+
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Any, path: str = "request"
+    ) -> None:
+        await asyncio.sleep(0)
+        self.produced[value] += 1
+
+
+class Recorder:
+    """The metric hooks: failed operations, and health changes."""
+
+    def __init__(self) -> None:
+        self.errors: Counter[str] = Counter()
+        self.health: list[bool] = []
+
+    def error(self, operation: str) -> None:
+        self.errors[operation] += 1
+
+    def healthy(self, healthy: bool) -> None:
+        self.health.append(healthy)
+
+
+def spool_on(directory: Path, recorder: Recorder) -> Spool:
+    return Spool(directory, 1 << 30, on_error=recorder.error, on_health=recorder.healthy)
+
+
+async def fill_disk(spool: Spool, keys: int = 4) -> int:
+    """Append 2 KB records (keys k0..k3) until the disk refuses one; returns how many were written."""
+    for i in range(10_000):
+        try:
+            await spool.append("t.alert", b"k%d" % (i % keys), b"%06d" % i + b"x" * 2000, HEADERS, f"e{i}")
+        except SpoolError:
+            return i
+    raise AssertionError("the disk never filled up")
+
+
+def test_a_full_disk_never_sends_a_delivered_record_twice_and_frees_its_keys(tmp_path: Path) -> None:
+    """Kafka acknowledges, the DELETE fails (disk full): the records leave the counters at once,
+    are not produced again by later rounds, and once all are in Kafka the file is replaced by
+    an empty one, which frees the disk."""
+    recorder = Recorder()
+
+    async def scenario(directory: Path) -> tuple[AckingPublisher, int, dict[str, Any], dict[str, Any]]:
+        spool = spool_on(directory, recorder)
+        written = await fill_disk(spool)
+        assert spool.holds("t.alert", b"k0") and not spool.writable()
+        publisher = AckingPublisher()
+        drainer = Drainer(spool, publisher, batch_records=10).start()
+        await eventually(lambda: spool.depth() == 0, seconds=10)
+        during = spool.detail()
+        assert not spool.holds("t.alert", b"k0"), "a key whose records are all in Kafka still holds"
+        await eventually(spool.healthy, seconds=15)  # replaced, then the probe write works
+        after = spool.detail()
+        await spool.append("t.alert", b"k0", b"after", HEADERS, "after")  # the disk takes writes again
+        await eventually(lambda: spool.depth() == 0)
+        await drainer.stop(grace=1)
+        await spool.close()
+        return publisher, written, during, after
+
+    with small_tmpfs(tmp_path / "spool", "1m") as directory:
+        publisher, written, during, after = run(scenario(directory))
+        assert files(directory) == []
+    assert written > 20
+    assert sorted(publisher.produced.values()) == [1] * (written + 1), "a record was produced twice"
+    assert during["failing"]["delete"]["failures"] >= 1 and during["healthy"] is False
+    assert after["delivered_not_deleted"] == 0 and after["failing"] == {}
+    assert recorder.errors["write"] >= 1 and recorder.errors["delete"] >= 1
+    assert recorder.health[0] is True and False in recorder.health and recorder.health[-1] is True
+
+
+class AcksOneKey(AckingPublisher):
+    """Kafka takes the records of one key and times out on the others."""
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__()
+        self.key = key
+        self.refused = 0
+
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Any, path: str = "request"
+    ) -> None:
+        if key != self.key:
+            await asyncio.sleep(0)
+            self.refused += 1
+            raise PublishError("timeout", "no ack")
+        await super().publish(topic, key, value, headers)
+
+
+def test_a_disk_that_stays_full_keeps_delivered_records_out_of_every_later_round(tmp_path: Path) -> None:
+    """The DELETE fails and the file cannot be replaced either (other records still wait in
+    it): the key whose records are in Kafka takes webhooks again, and round after round only
+    the waiting records are sent."""
+    recorder = Recorder()
+
+    async def scenario(directory: Path) -> tuple[AcksOneKey, int, dict[str, Any]]:
+        spool = spool_on(directory, recorder)
+        written = await fill_disk(spool)
+        publisher = AcksOneKey(b"k0")
+        drainer = Drainer(spool, publisher, batch_records=50, max_backoff=0.05).start()
+        await eventually(lambda: not spool.holds("t.alert", b"k0"), seconds=10)
+        await eventually(lambda: publisher.refused >= 20 * written, seconds=20)  # many rounds
+        detail = spool.detail()
+        assert spool.holds("t.alert", b"k1"), "a key whose records wait in the spool must still hold"
+        await drainer.stop(grace=1)
+        await spool.close()
+        return publisher, written, detail
+
+    with small_tmpfs(tmp_path / "spool", "1m") as directory:
+        publisher, written, detail = run(scenario(directory))
+    delivered = (written + 3) // 4  # k0 is every fourth record
+    assert len(publisher.produced) == delivered and set(publisher.produced.values()) == {1}
+    assert detail["delivered_not_deleted"] == delivered and detail["depth"] == written - delivered
+    assert detail["failing"]["delete"]["failures"] >= 2  # the deletion was retried, and failed again
+    assert recorder.errors["delete"] >= 2
+
+
+def test_a_failed_write_leaves_no_row_behind_once_the_disk_has_room(tmp_path: Path) -> None:
+    """A COMMIT that fails for lack of room must not leave its rows to a later commit: they
+    were answered 503 and must never be delivered behind that answer."""
+
+    async def scenario(directory: Path) -> list[str]:
+        filler = directory / "filler"
+        filler.write_bytes(b"\0" * 600_000)
+        spool = Spool(directory, 1 << 30)
+        written = await fill_disk(spool, keys=1)
+        with pytest.raises(SpoolError):
+            await spool.append("t.alert", b"k0", b"refused" * 300, HEADERS, "refused")
+        filler.unlink()
+        await spool.append("t.alert", b"k0", b"accepted", HEADERS, "accepted")
+        ids = [r.event_id for r in await spool.head(100_000, 1 << 30)]
+        assert len(ids) == written + 1 == spool.depth()
+        await spool.remove(await spool.head(100_000, 1 << 30))
+        await spool.close()
+        return ids
+
+    with small_tmpfs(tmp_path / "spool", "1m") as directory:
+        ids = run(scenario(directory))
+    assert "refused" not in ids and ids[-1] == "accepted"
+
+
+def test_an_orphan_is_not_set_aside_because_our_disk_is_full(tmp_path: Path) -> None:
+    """Adopting needs room on our side: a full disk must leave the orphan where it is, intact,
+    for a later scan, not rename it `.unreadable` as if it were corrupt."""
+    writer = tmp_path / "writer"
+    crashed = subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(writer), "5"], capture_output=True)
+    assert crashed.returncode == -signal.SIGKILL
+
+    async def scenario(directory: Path) -> tuple[int, list[str], int]:
+        spool = Spool(directory, 1 << 30)
+        for path in writer.iterdir():  # another file system: copied (a crashed writer's files)
+            shutil.copyfile(path, directory / path.name)
+        filler = directory / "filler"
+        with contextlib.suppress(OSError), filler.open("wb") as f:
+            for _ in range(2048):
+                f.write(b"\0" * 1024)
+                f.flush()
+        assert await spool.adopt_orphans() == 0
+        names = files(directory)
+        filler.unlink()
+        adopted = await spool.adopt_orphans()
+        depth = spool.depth()
+        await spool.remove(await spool.head(100, 1 << 30))
+        await spool.close()
+        return adopted, names, depth
+
+    with small_tmpfs(tmp_path / "spool", "1m") as directory:
+        adopted, names_while_full, depth = run(scenario(directory))
+    assert not [n for n in names_while_full if n.endswith(".unreadable")], names_while_full
+    assert adopted == 5 and depth == 5
+
+
+def test_disk_failures_are_logged_once_per_window_with_counts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(directory: Path) -> None:
+        spool = Spool(directory, 1 << 30)
+        await fill_disk(spool)  # its last append failed
+        for i in range(199):
+            with pytest.raises(SpoolError):
+                await spool.append("t.alert", b"k", b"v" * 2000, HEADERS, f"more-{i}")
+        await spool.close()
+
+    with small_tmpfs(tmp_path / "spool", "1m") as directory, caplog.at_level(logging.WARNING, "bridge.spool"):
+        run(scenario(directory))
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) <= 4, [r.getMessage() for r in errors]
+    assert "cannot write 1 record(s)" in errors[0].getMessage()
+    assert sum(getattr(r, "failures", 0) for r in errors) + 1 == 200
+
+
+FILLING_WRITER = """
+import asyncio, os, signal, sys
+from pathlib import Path
+from bridge.spool import Spool, SpoolError
+
+async def main():
+    spool = Spool(Path(sys.argv[1]), 1 << 30)
+    for i in range(100_000):
+        try:
+            await spool.append("t.alert", b"k%d" % (i % 4), b"%06d" % i + b"x" * 2000, [], "e%d" % i)
+        except SpoolError:
+            print(i, flush=True)
+            break
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+def test_a_process_starts_on_a_disk_filled_by_one_that_is_gone(tmp_path: Path) -> None:
+    """kill -9 with the spool's disk full: the next process has no room for a file of its own
+    (nor to copy the rows into one), so it takes the dead one's file over as it is, delivers
+    its records once, and then frees the disk."""
+
+    async def scenario(directory: Path) -> tuple[int, AckingPublisher, dict[str, Any]]:
+        spool = Spool(directory, 1 << 30)
+        depth = spool.depth()
+        assert spool.holds("t.alert", b"k0")
+        publisher = AckingPublisher()
+        drainer = Drainer(spool, publisher, batch_records=10).start()
+        await eventually(lambda: spool.depth() == 0 and spool.healthy(), seconds=15)
+        await spool.append("t.alert", b"k0", b"after", HEADERS, "after")  # room again
+        await eventually(lambda: spool.depth() == 0)
+        detail = spool.detail()
+        await drainer.stop(grace=1)
+        await spool.close()
+        return depth, publisher, detail
+
+    with small_tmpfs(tmp_path / "spool", "1m") as directory:
+        crashed = subprocess.run(
+            [sys.executable, "-c", FILLING_WRITER, str(directory)], capture_output=True, text=True
+        )
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+        written = int(crashed.stdout)
+        depth, publisher, detail = run(scenario(directory))
+        assert files(directory) == []
+    assert depth == written > 20
+    assert len(publisher.produced) == written + 1 and set(publisher.produced.values()) == {1}
+    assert detail["failing"] == {}

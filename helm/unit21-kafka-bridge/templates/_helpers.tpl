@@ -220,11 +220,11 @@ bootstrap.servers enable.idempotence acks request.required.acks message.timeout.
 
 {{/*
 One worker's worst-case memory in bytes, the same sum as Settings.worst_case_memory_bytes()
-(bridge/config.py): 160 MiB baseline + maxConcurrency x 4 x maxBodyBytes + maxConnections x
+(bridge/config.py): 160 MiB baseline + maxConcurrency x 8 x maxBodyBytes + maxConnections x
 maxHeaderBytes. A chart test ties the two together.
 */}}
 {{- define "bridge.workerBaselineBytes" -}}167772160{{- end -}}{{/* WORKER_BASELINE_BYTES, 160 MiB */}}
-{{- define "bridge.bodyCopies" -}}4{{- end -}}{{/* BODY_COPIES */}}
+{{- define "bridge.bodyCopies" -}}8{{- end -}}{{/* BODY_COPIES */}}
 {{- define "bridge.workerMemoryBytes" -}}
 {{- $b := .Values.bridge -}}
 {{- add (int64 (include "bridge.workerBaselineBytes" .)) (mul (int64 $b.maxConcurrency) (int64 (include "bridge.bodyCopies" .)) (int64 $b.maxBodyBytes)) (mul (int64 $b.maxConnections) (int64 $b.maxHeaderBytes)) -}}
@@ -277,7 +277,7 @@ value given, which must cover the derived one. */}}
 {{- if hasKey $limits "memory" -}}
 {{- $given := int64 (include "bridge.bytes" (dict "value" $limits.memory "name" "resources.limits.memory" "binary" true)) -}}
 {{- if lt $given $need -}}
-{{- fail (printf "resources.limits.memory %v is below what %d worker(s) can use at worst, %dMi (bridge.workers x (160Mi + bridge.maxConcurrency x 4 x bridge.maxBodyBytes + bridge.maxConnections x bridge.maxHeaderBytes)%s): remove it to let the chart derive it, raise it, or lower those settings." $limits.memory (int .Values.bridge.workers) $needMi (ternary " + 64Mi for the supervisor" "" (gt (int .Values.bridge.workers) 1))) -}}
+{{- fail (printf "resources.limits.memory %v is below what %d worker(s) can use at worst, %dMi (bridge.workers x (160Mi + bridge.maxConcurrency x 8 x bridge.maxBodyBytes + bridge.maxConnections x bridge.maxHeaderBytes)%s): remove it to let the chart derive it, raise it, or lower those settings." $limits.memory (int .Values.bridge.workers) $needMi (ternary " + 64Mi for the supervisor" "" (gt (int .Values.bridge.workers) 1))) -}}
 {{- end -}}
 {{- $limits.memory -}}
 {{- else -}}
