@@ -162,8 +162,11 @@ class Runtime:
                 return ReadyState(False, {**state.detail, "kafka_outage": "the spool's disk is failing"})
         return state
 
-    async def check_readiness(self) -> tuple[list[str], dict[str, Any]]:
-        """Run every readiness check: (the failing ones, the /readyz detail); sets ready{check}."""
+    async def check_readiness(self, *, scrape: bool = False) -> tuple[list[str], dict[str, Any]]:
+        """Run every readiness check: (the failing ones, the /readyz detail); sets ready{check}.
+
+        For a scrape (`scrape=True`) a check that raises counts as failing (ready 0) instead of
+        failing the scrape: /readyz answers that bug with a logged 500 on every probe."""
         gauge = self.metrics.ready
         if self.shutting_down:
             gauge.labels("shutdown").set(0)
@@ -172,7 +175,13 @@ class Runtime:
         detail: dict[str, Any] = {"shutting_down": False}
         failing: list[str] = []
         for name, check in self.readiness.items():
-            state = await check()
+            if scrape:
+                try:
+                    state = await check()
+                except Exception as exc:
+                    state = ReadyState(False, {name: f"check failed: {type(exc).__name__}"})
+            else:
+                state = await check()
             detail.update(state.detail)
             gauge.labels(name).set(1 if state.ready else 0)
             if not state.ready:
@@ -678,7 +687,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         # ready{check} as of now; bounded, as a check may wait on an unreachable Kafka (its
         # answer then lands in the cache for the next scrape or probe).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(runtime.check_readiness(), SCRAPE_READINESS_SECONDS)
+            await asyncio.wait_for(runtime.check_readiness(scrape=True), SCRAPE_READINESS_SECONDS)
         runtime.refresh_gauges()
         return Response(runtime.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
@@ -738,7 +747,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 log.info("schema registry %s: %s", settings.schema_registry_url, registry.detail)
             else:
                 log.error("schema registry %s not ready: %s", settings.schema_registry_url, registry.detail)
-        await runtime.check_readiness()  # ready{check} from the start, not from the first probe
+        await runtime.check_readiness(scrape=True)  # ready{check} from the start, not the first probe
         # Everything built so far (schemas, compiled normalizers, clients, modules) lives as long
         # as the process: moving it out of the collector's generations makes the full collections
         # that per-request garbage triggers cheap. Measured: p99 at the bridge's maximum rate

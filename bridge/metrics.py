@@ -318,11 +318,10 @@ class Metrics:
             metric.labels(*values)
 
     def preset_topics(self, topics: Iterable[str]) -> None:
-        """The per-topic series, at 0 (the topics are known once the prefix is)."""
+        """The per-topic counters, at 0 (the topics are known once the prefix is). Not the
+        ack-latency histograms: 16 series per topic and path, for quantiles, not first events."""
         for topic in topics:
             self.records_produced.labels(topic)
-            for path in PATHS:
-                self.ack_latency.labels(topic, path)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Metrics:
