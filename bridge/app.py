@@ -17,6 +17,7 @@ What each delivery outcome answers (docs/delivery.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -56,6 +57,7 @@ log = logging.getLogger("bridge.app")
 
 WEBHOOK_PATH = "/webhooks/unit21"
 RETRY_AFTER_SECONDS = "1"
+SCRAPE_READINESS_SECONDS = 0.5
 _JSON_TYPES = (b"application/json",)
 # Spool reasons for which the record goes to the spool without a produce attempt.
 _SPOOLED_UNTRIED = frozenset({"key_in_spool", "kafka_disconnected"})
@@ -101,6 +103,7 @@ class Runtime:
         self.body_budget = settings.max_concurrency * settings.max_body_bytes
         self.metrics = metrics or Metrics.from_settings(settings)
         self.tracing = tracing or tracing_from_settings(settings)
+        self.metrics.preset_topics(self.topics)
         # Set by SIGTERM/SIGINT (or the lifespan's end), so readiness fails before anything stops.
         self.shutdown_started: float | None = None
         # Components add their own check here (name -> check); /readyz runs them all.
@@ -141,6 +144,13 @@ class Runtime:
             return ReadyState(False, {"kafka": "producer not started"})
         state = await publisher.ready(self.topics, self.settings.readiness_cache_seconds)
         spool = self.spool
+        if not state.ready and not state.reachable and not publisher.ever_connected:
+            # A wrong address, a blocked port or bad credentials must look broken: tolerating
+            # an outage is for a bridge that was connected, or a rollout would proceed on pods
+            # that can never deliver what they spool.
+            return ReadyState(
+                False, {"kafka": "never connected", "kafka_detail": state.detail.get("kafka")}, False
+            )
         if not state.ready and not state.reachable and spool is not None:
             if spool.has_room() and spool.writable():
                 # The spool takes the webhooks while Kafka is away: stay in the Service, or Unit21's
@@ -151,6 +161,40 @@ class Runtime:
                 # Unit21's retries reach a pod that can (docs/delivery.md).
                 return ReadyState(False, {**state.detail, "kafka_outage": "the spool's disk is failing"})
         return state
+
+    async def check_readiness(self, *, scrape: bool = False) -> tuple[list[str], dict[str, Any]]:
+        """Run every readiness check: (the failing ones, the /readyz detail); sets ready{check}.
+
+        For a scrape (`scrape=True`) a check that raises counts as failing (ready 0) instead of
+        failing the scrape: /readyz answers that bug with a logged 500 on every probe."""
+        gauge = self.metrics.ready
+        if self.shutting_down:
+            gauge.labels("shutdown").set(0)
+            return ["shutdown"], {"shutting_down": True}
+        gauge.labels("shutdown").set(1)
+        detail: dict[str, Any] = {"shutting_down": False}
+        failing: list[str] = []
+        for name, check in self.readiness.items():
+            if scrape:
+                try:
+                    state = await check()
+                except Exception as exc:
+                    state = ReadyState(False, {name: f"check failed: {type(exc).__name__}"})
+            else:
+                state = await check()
+            detail.update(state.detail)
+            gauge.labels(name).set(1 if state.ready else 0)
+            if not state.ready:
+                failing.append(name)
+        return failing, detail
+
+    def refresh_gauges(self) -> None:
+        """The gauges that must be current when Prometheus reads them."""
+        publisher, spool = self.publisher, self.spool
+        if publisher is not None:
+            self.metrics.producer_queue.set(publisher.queue_length())
+        if spool is not None:
+            spool.report()
 
     async def _spool_ready(self) -> ReadyState:
         """Never fails on its own: a full or failing spool matters only while Kafka is away (see
@@ -204,9 +248,14 @@ class WebhookEndpoint:
         context["latency_ms"] = round(seconds * 1000, 2)
         if span.trace_id is not None:
             context["trace_id"] = span.trace_id
-        metrics.observe_request(context.get("action"), response.status_code, seconds)
+        status = response.status_code
+        metrics.observe_request(context.get("action"), status, seconds)
+        if status >= 400 and context.get("error") != "internal_error":  # a bug is not a refusal
+            metrics.refusals.labels(_error_word(response)).inc()
         if context.get(_AT_THE_DOOR):
-            self.runtime.refusals.refused(context["error"], context["detail"], context["latency_ms"])
+            self.runtime.refusals.refused(
+                context["error"], context["detail"], context["latency_ms"], status=status
+            )
             return
         if context.get(_BODY_FAILURE):
             self.body_failures.event(
@@ -221,6 +270,20 @@ class WebhookEndpoint:
             # They come by the thousand while the disk is full or failing: once per window too.
             refusals = self.runtime.refusals
             refusals.refused(context["error"], context.get("detail", ""), context["latency_ms"], context)
+            return
+        if status < 500 and status >= 400 and "event_id" not in context:
+            # No event_id: a wrong secret, a scanner, a broken sender. Its repeats say nothing new.
+            error = str(context.get("error", status))
+            self.runtime.refusals.once(
+                error,
+                logging.INFO,
+                "webhook answered %d",
+                status,
+                extra=context,
+                summary=f"webhook request(s) answered {status} ({error})",
+                summary_fields={"error": error, "status": status},
+                count_field="refused",
+            )
             return
         refused = response.status_code >= 500 or context.get("error", "").startswith("kafka:")
         level = logging.WARNING if refused else logging.INFO
@@ -241,6 +304,15 @@ class WebhookEndpoint:
         ):
             error = "spool_full"
             detail = "Kafka is unavailable and the spool is full (BRIDGE_SPOOL_MAX_BYTES)"
+        elif (
+            runtime.spool is not None
+            and runtime.publisher is not None
+            and not runtime.publisher.ever_connected
+        ):
+            # Spooled now, the webhook would wait for a Kafka this process may never reach (a
+            # wrong address): refused, Unit21 retries and the operator sees /readyz fail.
+            error = "not_ready"
+            detail = "Kafka has not been reachable since the bridge started (check KAFKA_BOOTSTRAP_SERVERS)"
         else:
             return None
         response = error_response(503, error, f"{detail}; retry later", {"Retry-After": RETRY_AFTER_SECONDS})
@@ -504,6 +576,15 @@ class WebhookEndpoint:
         return json_response(200, _answer(message, where))
 
 
+def _error_word(response: Response) -> str:
+    """The JSON "error" of a non-2xx answer (what refusals_total counts by)."""
+    try:
+        error = orjson.loads(response.body).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        error = None
+    return error if isinstance(error, str) else f"http_{response.status_code}"
+
+
 def _answer(message: OutgoingMessage, where: dict[str, Any]) -> dict[str, Any]:
     payload: dict[str, Any] = {"event_id": message.event_id, **where, "outcome": message.outcome}
     if message.issues:
@@ -599,23 +680,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         return json_response(200, {"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        if runtime.shutting_down:
-            detail: dict[str, Any] = {"shutting_down": True}
-            return json_response(503, {"ready": False, "failing": ["shutdown"], "detail": detail})
-        detail = {"shutting_down": False}
-        failing: list[str] = []
-        for name, check in runtime.readiness.items():
-            state = await check()
-            detail.update(state.detail)
-            if not state.ready:
-                failing.append(name)
+        failing, detail = await runtime.check_readiness()
         ready = not failing
         return json_response(200 if ready else 503, {"ready": ready, "failing": failing, "detail": detail})
 
     async def metrics(request: Request) -> Response:
-        publisher = runtime.publisher
-        if publisher is not None:
-            runtime.metrics.producer_queue.set(publisher.queue_length())
+        # ready{check} as of now; bounded, as a check may wait on an unreachable Kafka (its
+        # answer then lands in the cache for the next scrape or probe).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runtime.check_readiness(scrape=True), SCRAPE_READINESS_SECONDS)
+        runtime.refresh_gauges()
         return Response(runtime.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -626,6 +700,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     async def internal_error(request: Request, exc: Exception) -> Response:
         return _internal_error()
 
+    def observe_spool(depth: int, oldest_age_seconds: float) -> None:
+        runtime.metrics.observe_spool(depth, oldest_age_seconds)
+        spool = runtime.spool
+        if spool is not None:
+            runtime.metrics.observe_spool_size(spool.size_bytes(), spool.max_bytes, spool.parked())
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime.shutdown_started = None
@@ -634,7 +714,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             spool = Spool(
                 settings.spool_dir,
                 settings.spool_max_bytes,
-                observer=runtime.metrics.observe_spool,
+                observer=observe_spool,
                 on_error=runtime.metrics.spool_error,
                 on_health=runtime.metrics.spool_health,
             )
@@ -652,18 +732,23 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         publisher.start()
         drainer = Drainer(spool, publisher).start() if spool is not None else None
         runtime.publisher, runtime.spool = publisher, spool
+        runtime.refresh_gauges()
         _flag_shutdown_on_signals(runtime)
         state = await publisher.ready(runtime.topics, 0)
+        watcher: asyncio.Task[None] | None = None
         if state.ready:
             log.info("connected to Kafka; topics present: %s", ", ".join(runtime.topics))
         else:
             log.warning("not ready yet: %s", state.detail)
+        if not publisher.ever_connected:
+            watcher = asyncio.create_task(_await_first_connection(runtime, publisher), name="kafka-first")
         if runtime.registry is not None:
             registry = await asyncio.to_thread(runtime.registry.resolve)
             if registry.ready:
                 log.info("schema registry %s: %s", settings.schema_registry_url, registry.detail)
             else:
                 log.error("schema registry %s not ready: %s", settings.schema_registry_url, registry.detail)
+        await runtime.check_readiness(scrape=True)  # ready{check} from the start, not the first probe
         # Everything built so far (schemas, compiled normalizers, clients, modules) lives as long
         # as the process: moving it out of the collector's generations makes the full collections
         # that per-request garbage triggers cheap. Measured: p99 at the bridge's maximum rate
@@ -677,11 +762,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             # the requests in flight. What Kafka has not acknowledged by now stays in the spool.
             runtime.begin_shutdown()
             runtime.refusals.flush()
+            if watcher is not None:
+                watcher.cancel()
             budget = settings.delivery_timeout_seconds + 1.5
-            if drainer is not None:
-                await drainer.stop(grace=min(budget, max(0.5, runtime.shutdown_time_left())))
+            if drainer is not None and spool is not None:
+                await _drain_before_exit(runtime, drainer, spool)
             runtime.publisher = None
             await asyncio.to_thread(publisher.close, min(budget, max(0.5, runtime.shutdown_time_left())))
+            publisher.flush_logs()
             if spool is not None:
                 await spool.close()
             runtime.tracing.shutdown()
@@ -699,6 +787,37 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,
     )
+
+
+async def _await_first_connection(runtime: Runtime, publisher: Publisher) -> None:
+    """Until a broker first answers, ask every second (the door refuses webhooks meanwhile,
+    so nothing else would notice that Kafka became reachable)."""
+    while not publisher.ever_connected and not runtime.shutting_down:
+        await asyncio.sleep(1.0)
+        await publisher.ready(runtime.topics, 0)
+    if publisher.ever_connected:
+        log.info("connected to Kafka")
+
+
+async def _drain_before_exit(runtime: Runtime, drainer: Drainer, spool: Spool) -> None:
+    """Deliver what the spool holds before the process goes: its volume may go with it (an
+    emptyDir, a scaled-down replica's claim). Within BRIDGE_SHUTDOWN_GRACE_SECONDS from the
+    signal; what Kafka does not take by then stays on disk for the next process."""
+    before = spool.depth() - spool.parked()
+    started = time.monotonic()
+    await drainer.stop(grace=max(0.5, runtime.shutdown_time_left()), drain=True)
+    left = spool.depth() - spool.parked()
+    if before:
+        level = logging.WARNING if left else logging.INFO
+        log.log(
+            level,
+            "shutdown: delivered %d of %d spooled record(s) to Kafka in %.2f s; %d left in the spool",
+            before - left,
+            before,
+            time.monotonic() - started,
+            left,
+            extra={"spool_delivered": before - left, "spool_left": left},
+        )
 
 
 def _flag_shutdown_on_signals(runtime: Runtime) -> None:

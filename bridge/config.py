@@ -214,8 +214,8 @@ class Settings(BaseSettings):
         ge=1,
         le=600,
         validation_alias="BRIDGE_SHUTDOWN_GRACE_SECONDS",
-        description="After SIGTERM: time for in-flight requests and the final flush. Keep it below the pod's "
-        "terminationGracePeriodSeconds.",
+        description="After SIGTERM: time for in-flight requests, delivering the spool to Kafka and the final "
+        "flush; the process exits within it + 5 s. Keep it below the pod's terminationGracePeriodSeconds.",
     )
     spool_enabled: bool = Field(
         default=True,

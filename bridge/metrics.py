@@ -9,14 +9,26 @@ all workers, whichever worker answers the scrape.
 
 Hooks for the spool and dedup code: `Metrics.observe_spool(depth, oldest_age_seconds)`,
 `Metrics.spool_error(operation)`, `Metrics.spool_health(healthy)`, `Metrics.dedup_hit()` and the
-`spooled` counter.
+`spooled` counter. The app refreshes the gauges that must be current when Prometheus reads them
+(spool age, readiness) in its /metrics handler.
+
+Counters whose label values are known in advance are created at 0 at start-up (`known_labels`,
+`Metrics.preset`): a series that appears only at its first increment hides that increment from
+`increase()` and `rate()`, so the first auth failure or delivery failure would never alert.
+
+With several workers, a worker that dies (kill -9, OOM) cannot remove its live gauges itself:
+the next scrape does (`_drop_dead_workers`), whichever worker answers it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
-from typing import Final
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Final
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,9 +36,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
 
 from bridge import __version__
 from bridge.config import ConfigError, Settings
@@ -44,6 +60,39 @@ LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 OTHER_ACTION: Final = "other"
 NO_ACTION: Final = "none"
 
+# Where a delivery attempt came from: a webhook waiting for its answer, or the spool's drainer.
+PATHS: Final = ("request", "drain")
+DELIVERY_FAILURE_REASONS: Final = (
+    "timeout",
+    "broker_error",
+    "queue_full",
+    "not_ready",
+    "too_large",
+    "rejected",
+)
+SPOOLED_REASONS: Final = ("timeout", "broker_error", "kafka_disconnected", "key_in_spool")
+# The JSON "error" word of every non-2xx the webhook endpoint answers on purpose.
+REFUSAL_REASONS: Final = (
+    "overloaded",
+    "spool_full",
+    "kafka_unavailable",
+    "spool_error",
+    "not_ready",
+    "body_timeout",
+    "invalid_signature",
+    "bad_request",
+    "method_not_allowed",
+    "payload_too_large",
+    "unsupported_media_type",
+    "invalid_json",
+    "record_too_large",
+    "kafka_rejected",
+)
+# Statuses answered before the body is parsed, so with action="none".
+DOOR_STATUSES: Final = ("400", "401", "405", "413", "415", "503")
+KAFKA_CLIENT_ERRORS: Final = ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_AUTHENTICATION", "_RESOLVE")
+_LIVE_FILE = re.compile(r"^gauge_live[a-z]*_(\d+)\.db$")
+
 
 class Metrics:
     def __init__(self, *, multiprocess_dir: str | None = None) -> None:
@@ -60,7 +109,7 @@ class Metrics:
         # these are updated once per webhook. Keys are bounded (capped actions, our statuses
         # and topics).
         self._request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
-        self._topic_children: dict[str, tuple[Histogram, Counter]] = {}
+        self._topic_children: dict[tuple[str, str], tuple[Histogram, Counter]] = {}
 
         self.requests = Counter(
             f"{NAMESPACE}_webhook_requests_total",
@@ -89,8 +138,9 @@ class Metrics:
         )
         self.ack_latency = Histogram(
             f"{NAMESPACE}_kafka_ack_latency_seconds",
-            "Time from produce() to the broker's delivery report (success or failure), by topic.",
-            ["topic"],
+            "Time from produce() to the broker's delivery report (success or failure), by topic and "
+            "path (request: a webhook waits for it; drain: the spool's drainer).",
+            ["topic", "path"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -103,8 +153,8 @@ class Metrics:
         self.delivery_failures = Counter(
             f"{NAMESPACE}_delivery_failures_total",
             "Deliveries Kafka did not acknowledge, by reason (the record was then spooled, retried "
-            "from the spool, or the request got a 503).",
-            ["reason"],
+            "from the spool, or the request got a 503), by reason and path (request | drain).",
+            ["reason", "path"],
             registry=r,
         )
         self.dead_lettered = Counter(
@@ -149,9 +199,58 @@ class Metrics:
         )
         self.spool_oldest_age = Gauge(
             f"{NAMESPACE}_spool_oldest_age_seconds",
-            "Age of the oldest record in the disk spool (0 when empty).",
+            "Age of the oldest record in the disk spool (0 when empty), computed at scrape time.",
             registry=r,
             multiprocess_mode="livemax",
+        )
+        # Multiprocess mode only: each worker's oldest enqueue time (0: empty), from which the
+        # scrape computes the age above, so a worker that did not answer the scrape is current too.
+        self.spool_oldest_timestamp: Gauge | None = None
+        if multiprocess_dir is not None:
+            self.spool_oldest_timestamp = Gauge(
+                _OLDEST_TIMESTAMP,
+                "Enqueue time of the oldest spooled record of each worker (internal).",
+                registry=r,
+                multiprocess_mode="liveall",
+            )
+        self.spool_bytes = Gauge(
+            f"{NAMESPACE}_spool_bytes",
+            "Bytes of the records waiting in the disk spool (what BRIDGE_SPOOL_MAX_BYTES limits).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.spool_limit_bytes = Gauge(
+            f"{NAMESPACE}_spool_limit_bytes",
+            "BRIDGE_SPOOL_MAX_BYTES of each spool (summed over the workers: each has its own spool).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.spool_parked = Gauge(
+            f"{NAMESPACE}_spool_parked_messages",
+            "Spooled records Kafka refuses for good, kept on disk and skipped until a restart.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.kafka_connected = Gauge(
+            f"{NAMESPACE}_kafka_connected",
+            "1 while the producer reaches Kafka; 0 after all brokers went down or a delivery timed out, "
+            "and before the first connection (the minimum over the workers).",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.ready = Gauge(
+            f"{NAMESPACE}_ready",
+            "1 when a readiness check passes (what /readyz runs), by check; the minimum over the workers.",
+            ["check"],
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.refusals = Counter(
+            f"{NAMESPACE}_refusals_total",
+            "Webhooks answered non-2xx on purpose, by reason (the JSON error word: overloaded, "
+            "spool_full, kafka_unavailable, invalid_signature, ...).",
+            ["reason"],
+            registry=r,
         )
         self.spool_errors = Counter(
             f"{NAMESPACE}_spool_errors_total",
@@ -204,6 +303,25 @@ class Metrics:
             multiprocess_mode="max",
         )
         self.build_info.labels(__version__, platform.python_version()).set(1)
+        if multiprocess_dir is None:
+            # process_resident_memory_bytes, process_open_fds, process_start_time_seconds, ...
+            # (in multiprocess mode the scrape adds them for every live worker, see render()).
+            ProcessCollector(registry=r)
+        self.kafka_connected.set(0)
+        for combination in known_labels(self):
+            self.preset(*combination)
+
+    @staticmethod
+    def preset(metric: MetricWrapperBase, combinations: Iterable[Sequence[str]]) -> None:
+        """Create these label combinations at 0, so their first increment is visible to increase()."""
+        for values in combinations:
+            metric.labels(*values)
+
+    def preset_topics(self, topics: Iterable[str]) -> None:
+        """The per-topic counters, at 0 (the topics are known once the prefix is). Not the
+        ack-latency histograms: 16 series per topic and path, for quantiles, not first events."""
+        for topic in topics:
+            self.records_produced.labels(topic)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Metrics:
@@ -229,12 +347,12 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def observe_delivery(self, topic: str, seconds: float, acknowledged: bool) -> None:
+    def observe_delivery(self, topic: str, seconds: float, acknowledged: bool, path: str = "request") -> None:
         """A delivery report: its latency, and an acknowledged record (failures count by reason)."""
-        children = self._topic_children.get(topic)
+        children = self._topic_children.get((topic, path))
         if children is None:
-            children = (self.ack_latency.labels(topic), self.records_produced.labels(topic))
-            self._topic_children[topic] = children
+            children = (self.ack_latency.labels(topic, path), self.records_produced.labels(topic))
+            self._topic_children[(topic, path)] = children
         children[0].observe(seconds)
         if acknowledged:
             children[1].inc()
@@ -243,6 +361,13 @@ class Metrics:
         """Called by the spool whenever its content changes (and on a timer while not empty)."""
         self.spool_depth.set(depth)
         self.spool_oldest_age.set(oldest_age_seconds)
+        if self.spool_oldest_timestamp is not None:
+            self.spool_oldest_timestamp.set(time.time() - oldest_age_seconds if depth else 0)
+
+    def observe_spool_size(self, size_bytes: int, limit_bytes: int, parked: int) -> None:
+        self.spool_bytes.set(size_bytes)
+        self.spool_limit_bytes.set(limit_bytes)
+        self.spool_parked.set(parked)
 
     def spool_error(self, operation: str) -> None:
         """Called by the spool for each failed write, delete or read."""
@@ -261,15 +386,114 @@ class Metrics:
     def render(self) -> bytes:
         if self.multiprocess_dir is None:
             return generate_latest(self.registry)
+        _drop_dead_workers(self.multiprocess_dir)
         # A fresh registry per scrape: the collector reads every worker's files each time.
         registry = CollectorRegistry()
-        prometheus_multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        registry.register(_MergedView(self.multiprocess_dir))
         return generate_latest(registry)
 
     def process_exiting(self) -> None:
         """Drop this process's live gauges (in-flight, queue, spool) from the merged view."""
         if self.multiprocess_dir is not None:
             prometheus_multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
+
+
+_OLDEST_TIMESTAMP: Final = f"{NAMESPACE}_spool_oldest_enqueued_timestamp_seconds"
+_OLDEST_AGE: Final = f"{NAMESPACE}_spool_oldest_age_seconds"
+
+
+def known_labels(m: Metrics) -> list[tuple[MetricWrapperBase, list[tuple[str, ...]]]]:
+    """Every label combination known at start-up, per metric (created at 0)."""
+    from bridge.signature import SignatureFailure
+
+    return [
+        (m.auth_failures, [(reason.value,) for reason in SignatureFailure]),
+        (m.delivery_failures, [(reason, path) for reason in DELIVERY_FAILURE_REASONS for path in PATHS]),
+        (m.spooled, [(reason,) for reason in SPOOLED_REASONS]),
+        (m.refusals, [(reason,) for reason in REFUSAL_REASONS]),
+        (m.requests, [(NO_ACTION, status) for status in DOOR_STATUSES]),
+        (m.request_duration, [("2xx",), ("4xx",), ("5xx",)]),
+        (m.kafka_client_errors, [(name,) for name in KAFKA_CLIENT_ERRORS]),
+    ]
+
+
+def _process_alive(pid: int) -> bool:
+    """False for a process that is gone or a zombie (killed, not yet reaped by uvicorn's supervisor)."""
+    if pid == os.getpid():
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state ...": comm may contain spaces and parentheses, the state follows the last ")".
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: fall back to signal 0 (a zombie still counts as alive there)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _worker_pids(path: str) -> set[int]:
+    pids: set[int] = set()
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(path):
+            match = _LIVE_FILE.match(name)
+            if match:
+                pids.add(int(match.group(1)))
+    return pids
+
+
+def _drop_dead_workers(path: str) -> None:
+    """Remove the live gauges (spool, queue, in-flight, connected) of workers that died without
+    cleaning up; their counters and histograms stay, as the totals they counted still happened."""
+    for pid in _worker_pids(path):
+        if not _process_alive(pid):
+            with contextlib.suppress(FileNotFoundError):
+                prometheus_multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+
+
+class _MergedView(Collector):
+    """Every worker's files merged, with the oldest spool age computed now and the process
+    metrics of every live worker (label `pid`), as the workers' RSS add up in the pod."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def collect(self) -> Iterator[Any]:
+        merged = prometheus_multiprocess.MultiProcessCollector(None, path=self.path)  # type: ignore[no-untyped-call]
+        for family in merged.collect():  # type: ignore[no-untyped-call]
+            if family.name == _OLDEST_AGE:
+                continue
+            if family.name == _OLDEST_TIMESTAMP:
+                stamps = [s.value for s in family.samples if s.value > 0]
+                age = max(0.0, time.time() - min(stamps)) if stamps else 0.0
+                yield GaugeMetricFamily(
+                    _OLDEST_AGE, "Age of the oldest record in the disk spool (0 when empty).", value=age
+                )
+                continue
+            yield family
+        yield from _process_families(sorted(_worker_pids(self.path) | {os.getpid()}))
+
+
+def _process_families(pids: Sequence[int]) -> Iterator[Metric]:
+    families: dict[str, Metric] = {}
+    for pid in pids:
+        collector = ProcessCollector(pid=_constant(pid), registry=None)
+        for family in collector.collect():
+            merged = families.get(family.name)
+            if merged is None:
+                merged = families[family.name] = Metric(family.name, family.documentation, family.type)
+            for sample in family.samples:
+                merged.add_sample(sample.name, {"pid": str(pid)}, sample.value)
+    yield from families.values()
+
+
+def _constant(pid: int) -> Callable[[], int]:
+    return lambda: pid
 
 
 def prepare_multiprocess_dir(path: str) -> int:

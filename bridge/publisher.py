@@ -25,6 +25,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from bridge.config import Settings
 from bridge.messages import Delivery
+from bridge.refusals import RefusalLog
 
 if TYPE_CHECKING:
     from bridge.metrics import Metrics
@@ -43,6 +44,10 @@ _REJECTED_ERRORS = frozenset({KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG}
 _BUSY_POLL_SECONDS = 0.001
 # With nothing in flight, error and log callbacks are still served this often.
 _IDLE_POLL_SECONDS = 0.1
+# During an outage librdkafka reports each failed connection twice (a log line and the error
+# callback) per broker and retry, and each disconnect: one line per kind per window is enough.
+KAFKA_LOG_WINDOW_SECONDS = 30.0
+_librdkafka_log = logging.getLogger("bridge.librdkafka")
 
 
 class PublishError(Exception):
@@ -126,7 +131,8 @@ class Publisher:
         self._metrics = metrics
         self._config = dict(config)
         self._config["error_cb"] = self._on_error
-        self._config["logger"] = logging.getLogger("bridge.librdkafka")
+        self._quiet = RefusalLog(KAFKA_LOG_WINDOW_SECONDS, logger=log)
+        self._config["logger"] = _ThrottledLibrdkafkaLog(self._quiet)
         self._delivery_timeout = delivery_timeout
         # Checked before a record is spooled without a produce attempt: a record produce() would
         # refuse must not wait on disk to be refused forever.
@@ -142,10 +148,31 @@ class Publisher:
         # (loop time, future) in deadline order, as every message gets the same timeout.
         self._deadlines: deque[tuple[float, asyncio.Future[Delivery]]] = deque()
         self._ready_cache: tuple[float, ReadyState] | None = None
+        # True once a broker answered (metadata or an acknowledgement) since this process started:
+        # tolerating an outage is for a bridge that was connected, not for a wrong address.
+        self.ever_connected = False
         # False from "all brokers down" or a timed-out delivery until the next acknowledgement:
         # while it is False, a caller with a spool writes there at once instead of waiting out
         # the delivery deadline. Written by callbacks, read on the loop (a plain bool).
-        self.connected = True
+        self._connected = True
+        self._show_connected()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @connected.setter
+    def connected(self, value: bool) -> None:
+        first = value and not self.ever_connected
+        if first:
+            self.ever_connected = True
+        if first or value != self._connected:
+            self._connected = value
+            self._show_connected()
+
+    def _show_connected(self) -> None:
+        if self._metrics is not None:
+            self._metrics.kafka_connected.set(1 if self._connected and self.ever_connected else 0)
 
     def _new_producer(self) -> Producer:
         try:
@@ -220,8 +247,15 @@ class Publisher:
         return PublishError("too_large", detail)
 
     async def publish(
-        self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]]
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]],
+        path: str = "request",
     ) -> Delivery:
+        """Resolve on the broker's ack. `path` labels the metrics: "request" (a webhook waits for
+        this answer) or "drain" (the spool's drainer retries), so retries do not inflate the first."""
         if self._task is None:
             raise RuntimeError("Publisher.start() must be called before publish()")
         if self._reset_requested:
@@ -233,9 +267,9 @@ class Publisher:
 
         def on_delivery(err: KafkaError | None, msg: Any) -> None:
             if metrics is not None:
-                metrics.observe_delivery(topic, time.perf_counter() - sent, err is None)
+                metrics.observe_delivery(topic, time.perf_counter() - sent, err is None, path)
                 if err is not None:
-                    metrics.delivery_failures.labels(_failure_reason(err)).inc()
+                    metrics.delivery_failures.labels(_failure_reason(err), path).inc()
             if err is not None:
                 if err.code() in _RESET_ERRORS or err.fatal():
                     self._reset_requested = True
@@ -259,12 +293,12 @@ class Publisher:
                 on_delivery=on_delivery,
             )
         except BufferError:
-            self._count_failure("queue_full")
+            self._count_failure("queue_full", path)
             raise PublishError("queue_full", "the producer's local queue is full") from None
         except KafkaException as exc:
             error = exc.args[0]
             reason = _failure_reason(error)
-            self._count_failure(reason)
+            self._count_failure(reason, path)
             raise PublishError(reason, error.str()) from None
         if self._wake is not None and not self._wake.is_set():
             self._wake.set()
@@ -275,7 +309,7 @@ class Publisher:
             return await future
         except TimeoutError:
             self.connected = False
-            self._count_failure("timeout")
+            self._count_failure("timeout", path)
             raise PublishError(
                 "timeout", f"no acknowledgement from Kafka within {self._delivery_timeout:.1f} s"
             ) from None
@@ -299,9 +333,9 @@ class Publisher:
         log.warning("kafka producer replaced after a timed-out or fatal delivery")
         threading.Thread(target=_retire, args=(old,), name="kafka-retire", daemon=True).start()
 
-    def _count_failure(self, reason: str) -> None:
+    def _count_failure(self, reason: str, path: str = "request") -> None:
         if self._metrics is not None:
-            self._metrics.delivery_failures.labels(reason).inc()
+            self._metrics.delivery_failures.labels(reason, path).inc()
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
@@ -313,7 +347,19 @@ class Publisher:
             self._reset_requested = True
             log.error("fatal kafka error: %s", err.str(), extra=fields)
         else:
-            log.warning("kafka error: %s", err.str(), extra=fields)
+            self._quiet.once(
+                f"error:{err.name()}",
+                logging.WARNING,
+                "kafka error: %s",
+                err.str(),
+                extra=fields,
+                summary=f"kafka error(s) {err.name()}",
+                summary_fields={"kafka_error": err.name()},
+            )
+
+    def flush_logs(self) -> None:
+        """Write the counts of the librdkafka lines held back (at shutdown)."""
+        self._quiet.flush()
 
     # -- readiness -------------------------------------------------------------------------
 
@@ -330,10 +376,32 @@ class Publisher:
             metadata = self._producer.list_topics(timeout=2.0)
         except KafkaException as exc:
             return ReadyState(False, {"kafka": f"unreachable: {exc.args[0].str()}"}, reachable=False)
+        # A broker answered: the next webhook tries Kafka again instead of going to the spool.
+        self.connected = True
         missing = [t for t in topics if t not in metadata.topics or metadata.topics[t].error is not None]
         if missing:
             return ReadyState(False, {"kafka": "connected", "missing_topics": missing})
         return ReadyState(True, {"kafka": "connected", "brokers": len(metadata.brokers)})
+
+
+class _ThrottledLibrdkafkaLog:
+    """What confluent-kafka calls as `logger.log(level, "%s [%s] %s", facility, client, text)`:
+    the first line of each level and facility per window, then a count."""
+
+    def __init__(self, quiet: RefusalLog) -> None:
+        self._quiet = quiet
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        facility = str(args[0]) if args else "?"
+        self._quiet.once(
+            f"log:{level}:{facility}",
+            level,
+            msg,
+            *args,
+            summary=f"librdkafka {facility} line(s)",
+            summary_fields={"facility": facility},
+            logger=_librdkafka_log,
+        )
 
 
 def _succeed(future: asyncio.Future[Delivery], delivery: Delivery) -> None:

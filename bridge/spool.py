@@ -913,7 +913,9 @@ def _unreadable(exc: BaseException) -> bool:
 
 
 class _Sender(Protocol):
-    async def publish(self, topic: str, key: bytes, value: bytes, headers: Headers) -> Any: ...
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Headers, path: str = ...
+    ) -> Any: ...
 
 
 class Drainer:
@@ -936,19 +938,26 @@ class Drainer:
         self.max_backoff = max_backoff
         self.orphan_scan_seconds = orphan_scan_seconds
         self._stopping = asyncio.Event()
+        self._drain_before_stop = False  # stop(drain=True): empty the spool first
         self._task: asyncio.Task[None] | None = None
         self._run_started: float | None = None
         self._run_count = 0
+        self.delivered = 0  # records acknowledged and deleted since start()
 
     def start(self) -> Drainer:
         self._task = asyncio.create_task(self._run(), name="spool-drainer")
         return self
 
-    async def stop(self, grace: float) -> None:
-        """Let a batch in flight finish (its acks delete records) within `grace` seconds, then stop."""
+    async def stop(self, grace: float, *, drain: bool = False) -> None:
+        """Let a batch in flight finish (its acks delete records) within `grace` seconds, then stop.
+
+        With `drain`, first send everything the spool holds (a pod being deleted takes its
+        spool with it unless the volume is persistent): it stops when the spool is empty, when a
+        whole batch fails (Kafka does not take records now; they stay on disk) or at `grace`."""
         task, self._task = self._task, None
         if task is None:
             return
+        self._drain_before_stop = drain
         self._stopping.set()
         self.spool.wake()
         try:
@@ -961,16 +970,20 @@ class Drainer:
     async def _run(self) -> None:
         backoff = 0.0
         next_scan = time.monotonic() + self.orphan_scan_seconds
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() or self._drain_before_stop:
+            stopping = self._stopping.is_set()
             self.spool.report()
+            acked = 0
             try:
-                if time.monotonic() >= next_scan:
+                if not stopping and time.monotonic() >= next_scan:
                     next_scan = time.monotonic() + self.orphan_scan_seconds
                     await self.spool.adopt_orphans()
                 await self.spool.repair()
                 batch = await self.spool.head(self.batch_records, self.batch_bytes)
                 if not batch:
                     self._finish_run()
+                    if stopping:
+                        return
                     wait = next_scan - time.monotonic()
                     repair_due = self.spool.repair_due_in()
                     if repair_due is not None:
@@ -979,12 +992,16 @@ class Drainer:
                     continue
                 if self._run_started is None:
                     self._run_started = time.monotonic()
-                failures = await self._send(batch)
+                acked, failures = await self._send(batch)
             except SpoolError:
                 failures = 1  # the disk failed: counted and logged (once per window) by the spool
             except Exception:
                 log.exception("spool: drainer error; retrying")
                 failures = 1
+            if failures and stopping:
+                if not acked:
+                    return  # Kafka takes nothing now: what is left stays on disk for the next process
+                continue
             if failures:
                 backoff = min(max(backoff * 2, 0.25), self.max_backoff)
                 with contextlib.suppress(TimeoutError):
@@ -992,9 +1009,10 @@ class Drainer:
             else:
                 backoff = 0.0
 
-    async def _send(self, batch: list[SpooledRecord]) -> int:
+    async def _send(self, batch: list[SpooledRecord]) -> tuple[int, int]:
+        """Returns (acknowledged, failed) counts."""
         results = await asyncio.gather(
-            *(self.publisher.publish(r.topic, r.key, r.value, r.headers) for r in batch),
+            *(self.publisher.publish(r.topic, r.key, r.value, r.headers, path="drain") for r in batch),
             return_exceptions=True,
         )
         acked: list[SpooledRecord] = []
@@ -1010,6 +1028,7 @@ class Drainer:
                 failed.append(result)
         await self.spool.remove(acked)
         self._run_count += len(acked)
+        self.delivered += len(acked)
         if failed:
             reasons = Counter(getattr(exc, "reason", type(exc).__name__) for exc in failed)
             log.warning(
@@ -1019,7 +1038,7 @@ class Drainer:
                 ", ".join(f"{reason}={n}" for reason, n in reasons.items()),
                 self.spool.depth(),
             )
-        return len(failed)
+        return len(acked), len(failed)
 
     def _finish_run(self) -> None:
         if self._run_started is not None and self.spool.depth() == self.spool.parked():

@@ -10,6 +10,9 @@ The provider belongs to the app (never the global one), so tests can hand in the
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
@@ -23,6 +26,13 @@ if TYPE_CHECKING:
 
 INSTRUMENTATION_NAME = "bridge"
 DEFAULT_SERVICE_NAME = "unit21-kafka-bridge"
+# What shutdown may spend exporting the last spans. The SDK's own shutdown waits for the
+# exporter's timeout (OTEL_EXPORTER_OTLP_TIMEOUT, 10 s by default) and its force_flush ignores
+# the timeout it is given, so an unreachable collector would hold the process past the
+# pod's grace period: the shutdown runs on a daemon thread that we wait for this long.
+FLUSH_TIMEOUT_SECONDS = 2.0
+
+log = logging.getLogger("bridge.tracing")
 
 
 class SpanHandle:
@@ -126,9 +136,25 @@ class Tracing:
             propagate.inject(carrier, context=set_span_in_context(span))
             yield PublishSpan(span, [(k, v.encode("latin-1")) for k, v in carrier.items()])
 
-    def shutdown(self) -> None:
-        if self._provider is not None:
-            self._provider.shutdown()
+    def shutdown(self, timeout_seconds: float = FLUSH_TIMEOUT_SECONDS) -> bool:
+        """Export the spans still queued and stop, within `timeout_seconds`; False when the
+        exporter did not finish in time (those spans are dropped)."""
+        provider, self._provider = self._provider, None
+        if provider is None:
+            return True
+        started = time.monotonic()
+        worker = threading.Thread(target=provider.shutdown, name="otel-shutdown", daemon=True)
+        worker.start()
+        worker.join(timeout_seconds)
+        if worker.is_alive():
+            log.warning(
+                "tracing: the span exporter did not finish within %.1f s; the spans not yet exported "
+                "are dropped (is the OTLP endpoint reachable?)",
+                timeout_seconds,
+                extra={"waited_seconds": round(time.monotonic() - started, 2)},
+            )
+            return False
+        return True
 
 
 def tracing_from_settings(settings: Settings) -> Tracing:
@@ -147,7 +173,8 @@ def tracing_from_settings(settings: Settings) -> Tracing:
     resource = Resource.create()  # reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
-    provider = TracerProvider(resource=resource)
+    # Shut down by the app within FLUSH_TIMEOUT_SECONDS, not by an atexit hook without a bound.
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     names = [n.strip().lower() for n in (settings.otel_traces_exporter or "otlp").split(",") if n.strip()]
     for name in names:
         exporter: SpanExporter

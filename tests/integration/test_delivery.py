@@ -21,6 +21,7 @@ from bridge.metrics import Metrics
 from bridge.payload import event_id, parse
 from bridge.publisher import Publisher, PublishError, producer_config
 from bridge.spool import Drainer, Spool
+from tests.integration.conftest import FaultyKafka
 from tests.scrape import parse_metrics, total, value
 from tests.support import EXAMPLES, SECRET, KafkaCluster, read_topic, signed_headers, topic_counts
 
@@ -114,22 +115,27 @@ def test_a_spooled_record_is_byte_identical_to_a_direct_one(
 
 
 def test_unreachable_kafka_is_spooled_then_delivered_by_the_next_process(
-    kafka: KafkaCluster, prefix: str, settings: Settings, tmp_path: Path
+    cuttable: FaultyKafka, settings: Settings, tmp_path: Path
 ) -> None:
+    prefix = cuttable.topics()
     spool_dir = tmp_path / "shared-spool"
     offline = settings.model_copy(
         update={
-            "kafka_bootstrap_servers": f"127.0.0.1:{free_port()}",
+            "kafka_bootstrap_servers": cuttable.bootstrap,
+            "topic_prefix": prefix,
             "delivery_timeout_seconds": 0.5,
+            "readiness_cache_seconds": 0,
             "spool_dir": spool_dir,
         }
     )
     with TestClient(create_app(offline)) as client:
+        cuttable.proxy.cut()  # Kafka goes away from a bridge that was connected
         started = time.monotonic()
         answer = post(client)
         elapsed = time.monotonic() - started
         ready = client.get("/readyz")
         metrics = parse_metrics(client.get("/metrics").text)
+    cuttable.proxy.restore()
     assert answer.status_code == 202, answer.text
     assert answer.json() == {
         "event_id": event_id(BODY),
@@ -146,16 +152,46 @@ def test_unreachable_kafka_is_spooled_then_delivered_by_the_next_process(
     assert value(metrics, "unit21_bridge_spool_messages") == 1
     assert any(p.suffix == ".db" for p in spool_dir.iterdir())
 
-    online = settings.model_copy(update={"spool_dir": spool_dir})
+    online = offline.model_copy(update={"spool_dir": spool_dir})
     with TestClient(create_app(online)) as client:
         for _ in range(100):
             if client.get("/readyz").json()["detail"]["spool"]["depth"] == 0:
                 break
             time.sleep(0.05)
         assert client.get("/readyz").json()["detail"]["spool"]["depth"] == 0
-    records = read_topic(kafka.bootstrap_servers, f"{prefix}alert", 1)
+    records = read_topic(cuttable.bootstrap, f"{prefix}alert", 1)
     assert [r.headers["event_id"].decode() for r in records] == [event_id(BODY)]
     assert not list(spool_dir.iterdir()), "an empty spool leaves no file behind"
+
+
+def test_a_bridge_that_never_reached_kafka_is_not_ready_and_spools_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    wrong = settings.model_copy(
+        update={
+            "kafka_bootstrap_servers": f"127.0.0.1:{free_port()}",  # a wrong address: nobody listens
+            "readiness_cache_seconds": 0,
+            "spool_dir": tmp_path / "spool",
+        }
+    )
+    with TestClient(create_app(wrong)) as client:
+        ready = client.get("/readyz")
+        answer = post(client)
+        metrics = parse_metrics(client.get("/metrics").text)
+    assert ready.status_code == 503, ready.text
+    assert ready.json()["failing"] == ["kafka"]
+    assert ready.json()["detail"]["kafka"] == "never connected"
+    assert ready.json()["detail"]["kafka_detail"].startswith("unreachable")
+    assert ready.json()["detail"]["spool"]["depth"] == 0  # the spool had room: that is not enough
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"] == "not_ready"
+    assert "has not been reachable since the bridge started" in answer.json()["detail"]
+    assert answer.headers["retry-after"] == "1"
+    assert value(metrics, "unit21_bridge_ready", check="kafka") == 0
+    assert value(metrics, "unit21_bridge_kafka_connected") == 0
+    assert value(metrics, "unit21_bridge_refusals_total", reason="not_ready") == 1
+    assert value(metrics, "unit21_bridge_spooled_total", reason="timeout") == 0
+    assert not [p for p in (tmp_path / "spool").iterdir() if p.suffix == ".db"], "an empty spool is removed"
 
 
 def test_the_concurrency_limit_answers_503_at_the_door(prefix: str, tmp_path: Path) -> None:
@@ -242,6 +278,7 @@ class _MetricsThatFailOnce:
         self.failed = False
         self.producer_queue = self
         self.delivery_failures = self
+        self.kafka_connected = self
 
     def set(self, value: float) -> None:
         pass
@@ -252,7 +289,7 @@ class _MetricsThatFailOnce:
     def inc(self) -> None:
         pass
 
-    def observe_delivery(self, topic: str, seconds: float, acknowledged: bool) -> None:
+    def observe_delivery(self, topic: str, seconds: float, acknowledged: bool, path: str = "request") -> None:
         if not self.failed:
             self.failed = True
             raise RuntimeError("bookkeeping bug")
@@ -338,7 +375,10 @@ def test_a_spooled_record_kafka_refuses_for_good_is_parked_and_delivered_after_a
 
     took, detail = asyncio.run(first_process())
     refusals = value(
-        parse_metrics(metrics.render().decode()), "unit21_bridge_delivery_failures_total", reason="too_large"
+        parse_metrics(metrics.render().decode()),
+        "unit21_bridge_delivery_failures_total",
+        reason="too_large",
+        path="drain",
     )
     assert refusals == 1  # tried once, then parked: not retried every backoff for 3 s
     assert took < 1.0, f"a record spooled after the refusal waited {took:.2f} s"

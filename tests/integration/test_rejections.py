@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 from bridge.app import create_app
 from bridge.config import Settings
 from bridge.embedded import free_port
+from tests.integration.conftest import FaultyKafka
 from tests.support import EXAMPLES, SECRET, KafkaCluster, all_topics, read_topic, signed_headers, topic_counts
 
 BODY = (EXAMPLES / "alert_created.json").read_bytes()
@@ -205,20 +206,21 @@ def test_a_record_kafka_can_never_take_is_refused_with_413_not_spooled(
 
 
 def test_a_record_too_large_for_kafka_is_refused_even_while_kafka_is_away(
-    prefix: str, tmp_path: Path
+    cuttable: FaultyKafka, tmp_path: Path
 ) -> None:
     # Kafka unreachable, spool on: a record that fits is spooled (202); one over message.max.bytes
     # would be spooled and then refused on every drain, so it is answered 413 at once.
     settings = Settings.from_env(
         {"KAFKA_MESSAGE_MAX_BYTES": "1000"},
-        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+        kafka_bootstrap_servers=cuttable.bootstrap,
         webhook_secrets=(SECRET,),
-        topic_prefix=prefix,
+        topic_prefix=cuttable.topics(),
         delivery_timeout_seconds=0.5,
         spool_dir=tmp_path / "spool",
     )
     big = orjson.dumps({**orjson.loads(BODY), "analyst_notes": "x" * 3000})
     with TestClient(create_app(settings)) as client:
+        cuttable.proxy.cut()  # after the bridge connected: an outage, not a wrong address
         spooled = client.post(PATH, content=BODY, headers=sig())
         refused = client.post(PATH, content=big, headers=sig(big))
         spool = client.get("/readyz").json()["detail"]["spool"]

@@ -26,12 +26,15 @@ class FakePublisher:
     def __init__(self, failure: str | None = None, connected: bool = True) -> None:
         self.failure = failure
         self.connected = connected
+        self.ever_connected = True
         self.calls = 0
 
     def refuses(self, key: bytes, value: bytes, headers: Any) -> PublishError | None:
         return None
 
-    async def publish(self, topic: str, key: bytes, value: bytes, headers: Any) -> Delivery:
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Any, path: str = "request"
+    ) -> Delivery:
         self.calls += 1
         if self.failure is not None:
             raise PublishError(self.failure, "simulated")

@@ -245,7 +245,9 @@ class FlakyPublisher:
         self.failures = failures
         self.acked: list[bytes] = []
 
-    async def publish(self, topic: str, key: bytes, value: bytes, headers: Any) -> None:
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Any, path: str = "request"
+    ) -> None:
         await asyncio.sleep(0)
         if self.failures > 0:
             self.failures -= 1
@@ -368,7 +370,9 @@ class AckingPublisher:
     def __init__(self) -> None:
         self.produced: Counter[bytes] = Counter()
 
-    async def publish(self, topic: str, key: bytes, value: bytes, headers: Any) -> None:
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Any, path: str = "request"
+    ) -> None:
         await asyncio.sleep(0)
         self.produced[value] += 1
 
@@ -443,7 +447,9 @@ class AcksOneKey(AckingPublisher):
         self.key = key
         self.refused = 0
 
-    async def publish(self, topic: str, key: bytes, value: bytes, headers: Any) -> None:
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Any, path: str = "request"
+    ) -> None:
         if key != self.key:
             await asyncio.sleep(0)
             self.refused += 1
