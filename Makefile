@@ -93,6 +93,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy bench
 	$(BIN)/mypy examples
+	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/actionlint -shellcheck $(BIN)/shellcheck .github/workflows/*.yml
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from bridge.signature import signature_header
+from bridge.ingress.signature import signature_header
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "webhooks"
 

@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-from bridge.codec import SingleObjectCodec
-from bridge.config import Settings
-from bridge.messages import MessageBuilder
-from bridge.payload import event_id
-from bridge.schemas import SchemaSet
+from bridge.contract.codec import SingleObjectCodec
+from bridge.contract.parsing import event_id
+from bridge.contract.records import MessageBuilder
+from bridge.contract.schemas import SchemaSet
+from bridge.settings import Settings
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
             )
             messages.append((m.topic, m.key, m.value, list(m.headers)))
 
-    from bridge.publisher import producer_config
+    from bridge.delivery.publisher import producer_config
 
     producer = Producer(producer_config(settings))
     slots = threading.BoundedSemaphore(in_flight)

@@ -5,7 +5,7 @@
 The bodies are the bench bodies (`bench/bodies.py`, one per example webhook) plus bodies that
 take the exact-number path: the decimal ENTITY body of issue 13 and one with a 22-digit
 integer. Each figure is the best of R repeats of N calls (timeit): the cost on a quiet core,
-not a latency. `--against REV` also loads `bridge/payload.py` as it was at git revision REV and
+not a latency. `--against REV` also loads `bridge/contract/parsing.py` as it was at git revision REV and
 times its `parse` and `dumps` interleaved with today's, so that both see the same machine load
 (this VM's speed drifts by tens of percent from one minute to the next).
 """
@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bodies import generate  # bench/ is on sys.path as the script's directory, as for run.py
 
-from bridge.codec import SingleObjectCodec
-from bridge.messages import MessageBuilder
-from bridge.payload import dumps, parse
-from bridge.schemas import SchemaSet
+from bridge.contract.codec import SingleObjectCodec
+from bridge.contract.parsing import dumps, parse
+from bridge.contract.records import MessageBuilder
+from bridge.contract.schemas import SchemaSet
 
 DECIMAL_ENTITY = (
     b'{"object_type": "ENTITY", "change": "FLAGGED", "entity_id": "u-1", "unit21_id": 7,'
@@ -57,13 +57,17 @@ def best_us(call: Any, number: int, repeat: int) -> float:
 
 
 def payload_at(revision: str) -> types.ModuleType:
-    source = subprocess.run(
-        ["git", "show", f"{revision}:bridge/payload.py"], capture_output=True, text=True, check=True
-    ).stdout
+    for path in ("bridge/contract/parsing.py", "bridge/payload.py"):  # where it lived before the packages
+        shown = subprocess.run(["git", "show", f"{revision}:{path}"], capture_output=True, text=True)
+        if shown.returncode == 0:
+            source = shown.stdout
+            break
+    else:
+        raise SystemExit(f"no JSON parsing module at {revision}")
     module = types.ModuleType(f"payload_at_{revision}")
     module.__dict__["__name__"] = module.__name__
     sys.modules[module.__name__] = module  # dataclasses look their module up
-    exec(compile(source, f"{revision}:bridge/payload.py", "exec"), module.__dict__)
+    exec(compile(source, f"{revision}:{path}", "exec"), module.__dict__)
     return module
 
 
@@ -100,7 +104,9 @@ def main() -> int:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--number", type=int, default=20_000)
     options.add_argument("--repeat", type=int, default=7)
-    options.add_argument("--against", metavar="REV", help="also time bridge/payload.py at this git revision")
+    options.add_argument(
+        "--against", metavar="REV", help="also time bridge/contract/parsing.py at this git revision"
+    )
     args = options.parse_args()
     schemas = SchemaSet.load()
     builder = MessageBuilder(schemas, SingleObjectCodec(schemas), "unit21.")

@@ -29,7 +29,7 @@ from harness import LOAD_CORES, RESULTS, WORK, Bodies, Measure, machine, pin_loa
 from report import median_run, ratios, table  # noqa: E402
 from scenarios import Load, http_limit, kafka_limit, naive, steps, the_bridge  # noqa: E402
 
-from bridge.embedded import EmbeddedBroker, free_port  # noqa: E402
+from bridge.delivery.embedded import EmbeddedBroker, free_port  # noqa: E402
 
 
 def run_workers(

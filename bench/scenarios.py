@@ -37,7 +37,7 @@ from harness import (
     wrk,
 )
 
-from bridge.embedded import free_port
+from bridge.delivery.embedded import free_port
 
 
 @contextlib.contextmanager
@@ -55,7 +55,7 @@ def naive(
     args: argparse.Namespace, workers: int, source: Bodies, bootstrap: str, run_id: str
 ) -> Iterator[Measure]:
     prefix = f"bench-{run_id}-naive-{workers}w."
-    from bridge.topics import create_topics as admin_create
+    from bridge.delivery.topics import create_topics as admin_create
 
     admin_create({"bootstrap.servers": bootstrap}, [prefix + "webhooks"], partitions=6, replication_factor=-1)
     counter = RecordCounter(bootstrap, prefix)

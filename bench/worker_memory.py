@@ -35,10 +35,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bridge import routes  # noqa: E402
-from bridge.embedded import EmbeddedBroker, free_port  # noqa: E402
-from bridge.signature import signature_header  # noqa: E402
-from bridge.topics import create_topics  # noqa: E402
+from bridge.contract import routes  # noqa: E402
+from bridge.delivery.embedded import EmbeddedBroker, free_port  # noqa: E402
+from bridge.delivery.topics import create_topics  # noqa: E402
+from bridge.ingress.signature import signature_header  # noqa: E402
 
 SECRET = "bench-secret-0123456789"
 MAX_BODY = 921_600

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka.admin import AdminClient  # noqa: F401  (imported early: librdkafka loads once)
 
-from bridge.config import Settings
-from bridge.topics import create_topics
+from bridge.delivery.topics import create_topics
+from bridge.settings import Settings
 from tests.faults import FIGURES
 from tests.support import (
     BRIDGE_VARIABLE_PREFIXES,
@@ -60,7 +60,7 @@ def spool_dir_for_subprocesses() -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def no_bridge_variables_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process commands (`bridge.cli.main`) read the environment as `serve` does: the shell's
+    """In-process commands (`bridge.cli.main.main`) read the environment as `serve` does: the shell's
     BRIDGE_TOPIC_PREFIX or SCHEMA_REGISTRY_URL must not reach them (the session's spool stays)."""
     for name in list(os.environ):
         if name.startswith(BRIDGE_VARIABLE_PREFIXES) and name != "BRIDGE_SPOOL_DIR":

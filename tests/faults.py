@@ -38,8 +38,8 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from bridge.embedded import free_port
-from bridge.payload import event_id
+from bridge.contract.parsing import event_id
+from bridge.delivery.embedded import free_port
 from tests.support import EXAMPLES, child_env, signed_headers
 
 State = Literal["open", "cut", "stalled"]

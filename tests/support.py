@@ -12,9 +12,9 @@ from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from bridge import routes
-from bridge.signature import signature_header
-from bridge.topics import read_to_end
+from bridge.contract import routes
+from bridge.delivery.topics import read_to_end
+from bridge.ingress.signature import signature_header
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "webhooks"
@@ -79,7 +79,7 @@ def start_cluster(kind: str) -> Iterator[KafkaCluster]:
         with KafkaContainer("confluentinc/cp-kafka:7.6.1") as container:
             yield KafkaCluster(container.get_bootstrap_server(), kind)
     else:
-        from bridge.embedded import EmbeddedBroker
+        from bridge.delivery.embedded import EmbeddedBroker
 
         with EmbeddedBroker() as broker:
             yield KafkaCluster(broker.bootstrap_servers, kind)

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from bridge.app import WEBHOOK_PATH, BridgeApp
+from bridge.ingress.app import WEBHOOK_PATH, BridgeApp
 
 _OK = b'{"ok":true}'
 

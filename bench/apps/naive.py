@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bridge.config import Settings
-from bridge.publisher import producer_config
+from bridge.delivery.publisher import producer_config
+from bridge.settings import Settings
 
 TOPIC = os.environ.get("BRIDGE_TOPIC_PREFIX", "naive.") + "webhooks"
 producer = Producer(producer_config(Settings.from_env()))

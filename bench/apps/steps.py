@@ -31,13 +31,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from bridge.codec import SingleObjectCodec
-from bridge.config import Settings
-from bridge.messages import MessageBuilder
-from bridge.payload import event_id, parse
-from bridge.publisher import Publisher, producer_config
-from bridge.schemas import SchemaSet
-from bridge.signature import HEADER_NAME, verify
+from bridge.contract.codec import SingleObjectCodec
+from bridge.contract.parsing import event_id, parse
+from bridge.contract.records import MessageBuilder
+from bridge.contract.schemas import SchemaSet
+from bridge.delivery.publisher import Publisher, producer_config
+from bridge.ingress.signature import HEADER_NAME, verify
+from bridge.settings import Settings
 
 settings = Settings.from_env()
 schemas = SchemaSet.load()

@@ -187,7 +187,7 @@ def test_the_drain_job_runs_a_command_the_cli_has() -> None:
     import contextlib
     import io
 
-    from bridge.cli import build_parser
+    from bridge.cli.main import build_parser
 
     errors = io.StringIO()
     with contextlib.redirect_stderr(errors):
@@ -385,9 +385,9 @@ def test_the_default_test_body_is_published_by_the_bridge(render: RenderFn) -> N
     """Classified and normalised by the bridge's own builder: published, no issues."""
     import time
 
-    from bridge.codec import SingleObjectCodec
-    from bridge.messages import MessageBuilder
-    from bridge.schemas import SchemaSet
+    from bridge.contract.codec import SingleObjectCodec
+    from bridge.contract.records import MessageBuilder
+    from bridge.contract.schemas import SchemaSet
 
     (pod,) = render({"tests": {"enabled": True}}).of_kind("Pod")
     body = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}["TEST_BODY"]
@@ -453,7 +453,7 @@ def test_secret_librdkafka_properties_never_reach_the_configmap(chart: helm_pyth
 
 
 def test_secret_properties_come_from_secret_key_refs(render: RenderFn) -> None:
-    from bridge.config import Settings
+    from bridge.settings import Settings
 
     rendered = render(
         {
@@ -647,7 +647,7 @@ MEMORY_VALUE_SETS = [
 
 @pytest.mark.parametrize("values", MEMORY_VALUE_SETS)
 def test_memory_is_workers_times_the_apps_worst_case(render: RenderFn, values: dict[str, Any]) -> None:
-    from bridge.config import Settings
+    from bridge.settings import Settings
 
     rendered = render(values)
     env = {k: v["value"] for k, v in rendered.env_sources().items() if "value" in v}

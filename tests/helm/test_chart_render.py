@@ -85,7 +85,7 @@ def settings_env_names() -> set[str]:
     """The validation alias of every field of bridge.config.Settings (grows as settings are added)."""
     from pydantic import AliasChoices
 
-    from bridge.config import Settings
+    from bridge.settings import Settings
 
     names: set[str] = set()
     for field in Settings.model_fields.values():
@@ -202,8 +202,8 @@ def test_probe_paths_exist_in_the_app(render: RenderFn) -> None:
 
 
 def test_probe_paths_are_routes_of_the_app() -> None:
-    from bridge.app import create_app
-    from bridge.config import Settings
+    from bridge.ingress.app import create_app
+    from bridge.settings import Settings
 
     app = create_app(Settings.from_env({}))
     route_paths = {getattr(route, "path", None) for route in app.routes}
@@ -383,7 +383,7 @@ def test_values_reach_the_app_with_the_right_names(render: RenderFn) -> None:
 
 def test_rendered_env_is_accepted_by_the_settings_model(render: RenderFn) -> None:
     """The strings the chart writes parse as the app's types (bool, int, float, literals)."""
-    from bridge.config import Settings
+    from bridge.settings import Settings
 
     env = {k: v["value"] for k, v in render(VALUE_SETS["production"]).env_sources().items() if "value" in v}
     env["UNIT21_WEBHOOK_SECRETS"] = "fake-from-secret"

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from bridge.app import create_app
-from bridge.config import Settings
-from bridge.embedded import EmbeddedBroker, free_port
-from bridge.topics import create_topics
+from bridge.delivery.embedded import EmbeddedBroker, free_port
+from bridge.delivery.topics import create_topics
+from bridge.ingress.app import create_app
+from bridge.settings import Settings
 from tests.faults import TcpProxy
 from tests.support import SECRET, KafkaCluster, all_topics, unique_prefix
 

@@ -22,8 +22,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.embedded import EmbeddedBroker, free_port
-from bridge.topics import create_topics
+from bridge.delivery.embedded import EmbeddedBroker, free_port
+from bridge.delivery.topics import create_topics
 from tests.faults import BridgeProcess, TcpProxy, alert_body
 from tests.support import EXAMPLES, REPO, SECRET, all_topics, signed_headers, unique_prefix
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.embedded import free_port
+from bridge.delivery.embedded import free_port
 from tests.support import EXAMPLES, SECRET, KafkaCluster, all_topics, child_env, unique_prefix
 
 CLI = [sys.executable, "-m", "bridge"]
@@ -94,10 +94,10 @@ def test_tail_prints_every_record_of_a_batch(kafka: KafkaCluster, prefix: str) -
     short of that batch's end (Tansu: its first offset + 1): tail must not stop there."""
     from confluent_kafka import Producer
 
-    from bridge.codec import SingleObjectCodec
-    from bridge.messages import MessageBuilder
-    from bridge.payload import event_id, parse
-    from bridge.schemas import SchemaSet
+    from bridge.contract.codec import SingleObjectCodec
+    from bridge.contract.parsing import event_id, parse
+    from bridge.contract.records import MessageBuilder
+    from bridge.contract.schemas import SchemaSet
 
     schemas = SchemaSet.load()
     builder = MessageBuilder(schemas, SingleObjectCodec(schemas), prefix)
@@ -169,7 +169,7 @@ def test_topics_create_is_idempotent(kafka: KafkaCluster) -> None:
 
 def test_every_command_has_help_with_an_example() -> None:
     """Walks the real parser, so a command added without an example fails here."""
-    from bridge.cli import build_parser
+    from bridge.cli.main import build_parser
 
     def leaves(parser: argparse.ArgumentParser, path: list[str]) -> Iterator[tuple[list[str], str]]:
         groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]

@@ -14,13 +14,13 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from bridge.app import Runtime, create_app
-from bridge.config import Settings
-from bridge.embedded import free_port
-from bridge.metrics import Metrics
-from bridge.payload import event_id, parse
-from bridge.publisher import Publisher, PublishError, producer_config
-from bridge.spool import Drainer, Spool
+from bridge.contract.parsing import event_id, parse
+from bridge.delivery.embedded import free_port
+from bridge.delivery.publisher import Publisher, PublishError, producer_config
+from bridge.delivery.spool import Drainer, Spool
+from bridge.ingress.app import Runtime, create_app
+from bridge.ops.metrics import Metrics
+from bridge.settings import Settings
 from tests.integration.conftest import FaultyKafka
 from tests.scrape import parse_metrics, total, value
 from tests.support import EXAMPLES, SECRET, KafkaCluster, read_topic, signed_headers, topic_counts

@@ -21,7 +21,7 @@ import httpx2
 import orjson
 import pytest
 
-from bridge.signature import signature_header
+from bridge.ingress.signature import signature_header
 from tests.faults import FIGURES, BridgeProcess, alert_body
 from tests.scrape import parse_metrics, value
 from tests.support import EXAMPLES, SECRET, KafkaCluster, all_topics, signed_headers, topic_counts
@@ -350,7 +350,7 @@ def test_a_40_mib_head_is_refused_with_431_and_costs_no_memory(serve: BridgeProc
 def test_held_bodies_stay_under_the_computed_worst_case(
     kafka: KafkaCluster, prefix: str, tmp_path: Path
 ) -> None:
-    from bridge.config import Settings
+    from bridge.settings import Settings
 
     limits = {
         "BRIDGE_MAX_CONCURRENCY": "4",

@@ -14,9 +14,9 @@ from decimal import Decimal
 import pytest
 from starlette.testclient import TestClient
 
-from bridge.codec import SingleObjectCodec
-from bridge.config import Settings
-from bridge.schemas import SchemaSet
+from bridge.contract.codec import SingleObjectCodec
+from bridge.contract.schemas import SchemaSet
+from bridge.settings import Settings
 from tests.exact_json import canonical, reference_loads
 from tests.support import KafkaCluster, all_topics, read_topic, signed_headers, topic_counts
 
@@ -154,8 +154,8 @@ def test_tail_reports_a_kept_body_it_cannot_print_and_goes_on(kafka: KafkaCluste
     named on stderr with their offset; the records after them are still printed."""
     from confluent_kafka import Producer
 
-    from bridge.messages import MessageBuilder
-    from bridge.payload import event_id, parse
+    from bridge.contract.parsing import event_id, parse
+    from bridge.contract.records import MessageBuilder
 
     builder = MessageBuilder(SchemaSet.load(), CODEC, prefix)
     good = b'{"object_type": "WIDGET", "amount": 1e400}'

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from bridge.app import Runtime, create_app
-from bridge.cli import main as cli_main
-from bridge.config import Settings
+from bridge.cli.main import main as cli_main
+from bridge.ingress.app import Runtime, create_app
+from bridge.settings import Settings
 from tests.support import EXAMPLES, REPO, SECRET, KafkaCluster, signed_headers
 
 CONSUMERS = REPO / "examples" / "consumers"

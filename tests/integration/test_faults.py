@@ -21,11 +21,11 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from bridge.app import create_app
-from bridge.config import Settings
-from bridge.embedded import EmbeddedBroker, free_port
-from bridge.payload import event_id
-from bridge.topics import create_topics
+from bridge.contract.parsing import event_id
+from bridge.delivery.embedded import EmbeddedBroker, free_port
+from bridge.delivery.topics import create_topics
+from bridge.ingress.app import create_app
+from bridge.settings import Settings
 from tests.faults import FIGURES, BridgeProcess, Load, TcpProxy, alert_body, kafka_event_ids
 from tests.support import SECRET, all_topics, read_topic, signed_headers, unique_prefix
 

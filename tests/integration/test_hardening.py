@@ -11,13 +11,13 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from bridge.app import Runtime, create_app
-from bridge.codec import SingleObjectCodec
-from bridge.config import Settings
-from bridge.messages import MessageBuilder, OutgoingMessage
-from bridge.payload import event_id
-from bridge.publisher import ReadyState
-from bridge.schemas import SchemaSet
+from bridge.contract.codec import SingleObjectCodec
+from bridge.contract.parsing import event_id
+from bridge.contract.records import MessageBuilder, OutgoingMessage
+from bridge.contract.schemas import SchemaSet
+from bridge.delivery.publisher import ReadyState
+from bridge.ingress.app import Runtime, create_app
+from bridge.settings import Settings
 from tests.scrape import parse_metrics, value
 from tests.support import EXAMPLES, SECRET, KafkaCluster, read_topic, signed_headers
 

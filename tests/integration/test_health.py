@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from bridge.app import create_app
-from bridge.config import Settings
+from bridge.ingress.app import create_app
+from bridge.settings import Settings
 from tests.support import SECRET, KafkaCluster
 
 

@@ -19,8 +19,8 @@ import helm_python
 import httpx2
 import pytest
 
-from bridge.embedded import EmbeddedBroker, free_port
-from bridge.topics import create_topics
+from bridge.delivery.embedded import EmbeddedBroker, free_port
+from bridge.delivery.topics import create_topics
 from tests.faults import BridgeProcess, TcpProxy, kafka_event_ids
 from tests.helm.conftest import CHART_DIR, Rendered
 from tests.support import SECRET, all_topics, child_env, unique_prefix

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from bridge.app import create_app
-from bridge.config import Settings
-from bridge.logs import configure_logging
+from bridge.ingress.app import create_app
+from bridge.ops.logs import configure_logging
+from bridge.settings import Settings
 from tests.support import EXAMPLES, SECRET, KafkaCluster, read_topic, signed_headers
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from bridge import __version__
-from bridge.app import create_app
-from bridge.config import Settings
+from bridge.ingress.app import create_app
+from bridge.settings import Settings
 from tests.integration.conftest import FaultyKafka
 from tests.scrape import parse_metrics, total, value
 from tests.support import EXAMPLES, SECRET, KafkaCluster, read_topic, signed_headers

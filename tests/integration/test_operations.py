@@ -22,8 +22,8 @@ import httpx2
 import orjson
 import pytest
 
-from bridge.embedded import free_port
-from bridge.payload import event_id
+from bridge.contract.parsing import event_id
+from bridge.delivery.embedded import free_port
 from tests.faults import FIGURES, BridgeProcess, Load, alert_body, kafka_event_ids
 from tests.integration.conftest import FaultyKafka
 from tests.support import SECRET, KafkaCluster, read_topic, signed_headers

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from bridge.app import Runtime, create_app
-from bridge.codec import SingleObjectCodec
-from bridge.config import Settings
-from bridge.schemas import SchemaSet
-from bridge.topics import create_topics
+from bridge.contract.codec import SingleObjectCodec
+from bridge.contract.schemas import SchemaSet
+from bridge.delivery.topics import create_topics
+from bridge.ingress.app import Runtime, create_app
+from bridge.settings import Settings
 from tests.support import (
     EXAMPLES,
     REPO,

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import pytest
 from starlette.testclient import TestClient
 
-from bridge.app import Runtime, create_app
-from bridge.config import Settings
-from bridge.registry import new_registry_client
-from bridge.schema_cli import check_schemas, register_schemas
-from bridge.topics import create_topics
+from bridge.cli.schemas import check_schemas, register_schemas
+from bridge.contract.registry import new_registry_client
+from bridge.delivery.topics import create_topics
+from bridge.ingress.app import Runtime, create_app
+from bridge.settings import Settings
 from tests.support import EXAMPLES, SECRET, all_topics, docker_available, read_topic, signed_headers
 
 pytestmark = pytest.mark.skipif(

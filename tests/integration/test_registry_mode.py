@@ -10,11 +10,11 @@ import pytest
 from fastavro import schemaless_reader
 from starlette.testclient import TestClient
 
-from bridge.app import Runtime, create_app
-from bridge.codec import SingleObjectCodec
-from bridge.config import Settings
-from bridge.registry import RegistryCodec
-from bridge.schemas import SchemaSet
+from bridge.contract.codec import SingleObjectCodec
+from bridge.contract.registry import RegistryCodec
+from bridge.contract.schemas import SchemaSet
+from bridge.ingress.app import Runtime, create_app
+from bridge.settings import Settings
 from tests.support import EXAMPLES, SECRET, KafkaCluster, read_topic, signed_headers
 
 
@@ -78,7 +78,7 @@ def test_missing_subject_fails_readiness_and_webhooks_until_registered(
         assert refused.headers["retry-after"] == "1"
 
         # An operator runs `unit21-bridge schemas register`; the next probe resolves the ids.
-        from bridge.registry import registry_schema
+        from bridge.contract.registry import registry_schema
 
         for suffix, subject in ((s, runtime.registry.subject(s)) for s in runtime.registry.schemas.by_suffix):
             runtime.registry.client.register_schema(

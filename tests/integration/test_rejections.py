@@ -10,9 +10,9 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from bridge.app import create_app
-from bridge.config import Settings
-from bridge.embedded import free_port
+from bridge.delivery.embedded import free_port
+from bridge.ingress.app import create_app
+from bridge.settings import Settings
 from tests.integration.conftest import FaultyKafka
 from tests.support import EXAMPLES, SECRET, KafkaCluster, all_topics, read_topic, signed_headers, topic_counts
 

@@ -9,11 +9,11 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from bridge.cli import main
-from bridge.codec import SingleObjectCodec
-from bridge.messages import MessageBuilder
-from bridge.payload import event_id, parse
-from bridge.schemas import SchemaSet
+from bridge.cli.main import main
+from bridge.contract.codec import SingleObjectCodec
+from bridge.contract.parsing import event_id, parse
+from bridge.contract.records import MessageBuilder
+from bridge.contract.schemas import SchemaSet
 from tests.support import EXAMPLES, KafkaCluster, read_topic, topic_counts
 
 SCHEMAS = SchemaSet.load()

@@ -20,7 +20,7 @@ from typing import Any
 import httpx2
 import orjson
 
-from bridge.payload import event_id
+from bridge.contract.parsing import event_id
 from tests.faults import (
     BridgeProcess,
     DiskFiller,

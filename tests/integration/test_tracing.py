@@ -8,9 +8,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.testclient import TestClient
 
-from bridge.app import Runtime, create_app
-from bridge.config import Settings
-from bridge.tracing import Tracing
+from bridge.ingress.app import Runtime, create_app
+from bridge.ops.tracing import Tracing
+from bridge.settings import Settings
 from tests.support import EXAMPLES, SECRET, KafkaCluster, read_topic, signed_headers
 
 INCOMING_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from bridge.codec import SingleObjectCodec
-from bridge.config import Settings
-from bridge.messages import MessageBuilder
-from bridge.payload import event_id
-from bridge.schemas import SchemaSet
+from bridge.contract.codec import SingleObjectCodec
+from bridge.contract.parsing import event_id
+from bridge.contract.records import MessageBuilder
+from bridge.contract.schemas import SchemaSet
+from bridge.settings import Settings
 from tests.exact_json import canonical
 from tests.support import EXAMPLES, SHARED_SAMPLES, KafkaCluster, read_topic, signed_headers
 

@@ -6,8 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from bridge.payload import classify, parse
-from bridge.signature import verify
+from bridge.contract.parsing import classify, parse
+from bridge.ingress.signature import verify
 from tests.support import EXAMPLES, REPO
 
 sys.path.insert(0, str(REPO / "bench"))

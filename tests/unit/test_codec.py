@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
-from bridge.codec import MAGIC, DecodeError, SingleObjectCodec
-from bridge.schemas import SchemaSet
+from bridge.contract.codec import MAGIC, DecodeError, SingleObjectCodec
+from bridge.contract.schemas import SchemaSet
 
 
 def test_fastavro_fingerprint_matches_the_avro_spec_vector() -> None:

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from bridge.compatibility import check_history, released_versions
-from bridge.contract import expanded_json
-from bridge.routes import ALL_SUFFIXES
-from bridge.schema_cli import build_schemas
-from bridge.schemas import SchemaSet
+from bridge.cli.schemas import build_schemas
+from bridge.contract.compatibility import check_history, released_versions
+from bridge.contract.conventions import expanded_json
+from bridge.contract.routes import ALL_SUFFIXES
+from bridge.contract.schemas import SchemaSet
 from tests.support import REPO
 
 SCHEMAS = REPO / "schemas"

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bridge.config import ConfigError, Settings
-from bridge.publisher import producer_config
+from bridge.delivery.publisher import producer_config
+from bridge.settings import ConfigError, Settings
 
 
 def test_defaults_match_the_documented_ones() -> None:
@@ -71,3 +71,10 @@ def test_from_env_reads_only_the_mapping_it_is_given(monkeypatch: pytest.MonkeyP
     assert settings.schema_registry_url == ""
     assert settings.allow_unsigned is False
     assert Settings.from_env({"BRIDGE_TOPIC_PREFIX": "given."}).topic_prefix == "given."
+
+
+def test_every_error_code_has_its_status() -> None:
+    from bridge.errors import ErrorCode
+
+    assert {code: code.status for code in ErrorCode}[ErrorCode.SPOOL_ERROR] == 503
+    assert all(400 <= code.status < 600 for code in ErrorCode)

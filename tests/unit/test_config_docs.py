@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bridge import config_docs
-from bridge.config import Settings
+from bridge.contract import settings_reference as config_docs
+from bridge.settings import Settings
 from tests.support import REPO
 
 

@@ -7,7 +7,7 @@ import re
 
 from prometheus_client.metrics import MetricWrapperBase
 
-from bridge.metrics import Metrics
+from bridge.ops.metrics import Metrics
 from tests.support import REPO
 
 DASHBOARD = REPO / "helm" / "unit21-kafka-bridge" / "dashboards" / "unit21-kafka-bridge.json"

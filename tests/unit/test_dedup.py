@@ -8,7 +8,7 @@ import tracemalloc
 
 import orjson
 
-from bridge.dedup import RecentDeliveries
+from bridge.delivery.dedup import RecentDeliveries
 
 
 class Clock:

@@ -9,10 +9,10 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bridge.codec import SingleObjectCodec
-from bridge.messages import MessageBuilder, OutgoingMessage
-from bridge.payload import dumps, event_id, parse
-from bridge.schemas import SchemaSet
+from bridge.contract.codec import SingleObjectCodec
+from bridge.contract.parsing import dumps, event_id, parse
+from bridge.contract.records import MessageBuilder, OutgoingMessage
+from bridge.contract.schemas import SchemaSet
 from tests.exact_json import canonical, decimal_key, expected, number_texts, reference_loads, tagged
 
 SCHEMAS = SchemaSet.load()

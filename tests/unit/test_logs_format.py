@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bridge.logs import JsonFormatter, TextFormatter
+from bridge.ops.logs import JsonFormatter, TextFormatter
 
 
 def record(**extra: object) -> logging.LogRecord:

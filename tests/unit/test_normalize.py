@@ -7,18 +7,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge import routes
-from bridge.codec import SingleObjectCodec
-from bridge.messages import MessageBuilder
-from bridge.normalize import (
+from bridge.contract import routes
+from bridge.contract.codec import SingleObjectCodec
+from bridge.contract.normalize import (
     EPOCH_SECONDS_MAX,
     EPOCH_SECONDS_MIN,
     NormalizationError,
     SchemaConventionError,
     compile_normalizer,
 )
-from bridge.payload import dumps, event_id, parse
-from bridge.schemas import SchemaSet
+from bridge.contract.parsing import dumps, event_id, parse
+from bridge.contract.records import MessageBuilder
+from bridge.contract.schemas import SchemaSet
 from tests.exact_json import canonical
 from tests.support import EXAMPLES
 

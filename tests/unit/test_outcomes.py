@@ -11,12 +11,12 @@ import orjson
 import pytest
 from starlette.responses import Response
 
-from bridge.app import Runtime, WebhookEndpoint
-from bridge.config import Settings
-from bridge.messages import Delivery, OutgoingMessage
-from bridge.payload import event_id, parse
-from bridge.publisher import PublishError
-from bridge.spool import Spool
+from bridge.contract.parsing import event_id, parse
+from bridge.contract.records import Delivery, OutgoingMessage
+from bridge.delivery.publisher import PublishError
+from bridge.delivery.spool import Spool
+from bridge.ingress.app import Runtime, WebhookEndpoint
+from bridge.settings import Settings
 from tests.support import EXAMPLES
 
 BODY = (EXAMPLES / "alert_created.json").read_bytes()

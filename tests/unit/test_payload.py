@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from bridge import routes
-from bridge.payload import PayloadError, classify, dumps, event_id, loads, parse, record_key
+from bridge.contract import routes
+from bridge.contract.parsing import PayloadError, classify, dumps, event_id, loads, parse, record_key
 from tests.support import EXAMPLES
 
 

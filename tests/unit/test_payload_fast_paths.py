@@ -11,13 +11,13 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bridge.payload import MAX_DEPTH, PayloadError, _deeper_than, needs_exact_path, parse
+from bridge.contract.parsing import MAX_DEPTH, PayloadError, _deeper_than, needs_exact_path, parse
 from tests.exact_json import canonical, expected, number_texts, tagged
 
 _ALPHABET = st.sampled_from(
     [b"0", b"1", b"9", b".", b"e", b"E", b"-", b"+", b"a", b" ", b"[", b"{", b"\xff", b"\xd9", b"\x00"]
 )
-# The obvious statement of the rule in bridge/payload.py: 17 digits and dots in a row, or a
+# The obvious statement of the rule in bridge/contract/parsing.py: 17 digits and dots in a row, or a
 # negative exponent of three digits or more.
 _NEEDS_EXACT = re.compile(rb"[0-9.]{17}|[eE]-[0-9]{3}")
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from bridge.embedded import free_port
-from bridge.publisher import Publisher, PublishError
+from bridge.delivery.embedded import free_port
+from bridge.delivery.publisher import Publisher, PublishError
 
 
 def unreachable_config(message_timeout_ms: int) -> dict[str, object]:
@@ -53,8 +53,8 @@ def test_an_answer_never_waits_past_the_safety_deadline() -> None:
 
 
 def test_the_default_body_limit_fits_kafkas_default_message_size() -> None:
-    from bridge.config import Settings
-    from bridge.publisher import body_limit_warning
+    from bridge.delivery.publisher import body_limit_warning
+    from bridge.settings import Settings
 
     assert body_limit_warning(Settings.from_env({})) is None
     warning = body_limit_warning(Settings.from_env({"BRIDGE_MAX_BODY_BYTES": "1048576"}))

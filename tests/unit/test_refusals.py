@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from bridge.refusals import RefusalLog
+from bridge.ops.refusals import RefusalLog
 
 
 def test_one_line_per_window_then_a_count_per_error(caplog: pytest.LogCaptureFixture) -> None:

@@ -11,13 +11,13 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastavro import schemaless_reader
 
-from bridge.codec import DecodeError, SingleObjectCodec
-from bridge.config import Settings
-from bridge.detect import DetectingCodec
-from bridge.messages import MessageBuilder, OutgoingMessage
-from bridge.payload import event_id
-from bridge.registry import RegistryCodec, new_registry_client, registry_schema
-from bridge.schemas import SchemaSet
+from bridge.contract.codec import DecodeError, SingleObjectCodec
+from bridge.contract.detecting import DetectingCodec
+from bridge.contract.parsing import event_id
+from bridge.contract.records import MessageBuilder, OutgoingMessage
+from bridge.contract.registry import RegistryCodec, new_registry_client, registry_schema
+from bridge.contract.schemas import SchemaSet
+from bridge.settings import Settings
 from tests.support import EXAMPLES, REPO
 
 SCHEMAS = SchemaSet.load(REPO / "schemas")

@@ -9,12 +9,12 @@ from pathlib import Path
 from confluent_kafka.schema_registry import Schema
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
-from bridge.cli import main
-from bridge.compatibility import parse
-from bridge.config import Settings
-from bridge.registry import new_registry_client
-from bridge.schema_cli import check_schemas, register_schemas
-from bridge.schemas import SchemaSet
+from bridge.cli.main import main
+from bridge.cli.schemas import check_schemas, register_schemas
+from bridge.contract.compatibility import parse
+from bridge.contract.registry import new_registry_client
+from bridge.contract.schemas import SchemaSet
+from bridge.settings import Settings
 from tests.support import REPO
 
 SCHEMAS = SchemaSet.load(REPO / "schemas")

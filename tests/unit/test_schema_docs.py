@@ -7,12 +7,13 @@ import re
 
 import pytest
 
-from bridge import routes, schema_docs
-from bridge.codec import SingleObjectCodec
-from bridge.messages import MessageBuilder
-from bridge.payload import classify, event_id, record_key
-from bridge.schema_docs import HEADERS, render
-from bridge.schemas import SchemaSet
+from bridge.contract import routes
+from bridge.contract import schema_reference as schema_docs
+from bridge.contract.codec import SingleObjectCodec
+from bridge.contract.parsing import classify, event_id, record_key
+from bridge.contract.records import MessageBuilder
+from bridge.contract.schema_reference import HEADERS, render
+from bridge.contract.schemas import SchemaSet
 from tests.support import EXAMPLES, REPO
 
 

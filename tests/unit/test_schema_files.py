@@ -15,13 +15,13 @@ import avro.schema
 import pytest
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
-from bridge.cli import main
-from bridge.compatibility import released_versions
-from bridge.contract import expanded_json, generated_topic_files, nonstandard_logical_types
-from bridge.normalize import SchemaConventionError, compile_normalizer
-from bridge.routes import ALL_SUFFIXES
-from bridge.schema_cli import build_schemas
-from bridge.schemas import SchemaLoadError, SchemaSet
+from bridge.cli.main import main
+from bridge.cli.schemas import build_schemas
+from bridge.contract.compatibility import released_versions
+from bridge.contract.conventions import expanded_json, generated_topic_files, nonstandard_logical_types
+from bridge.contract.normalize import SchemaConventionError, compile_normalizer
+from bridge.contract.routes import ALL_SUFFIXES
+from bridge.contract.schemas import SchemaLoadError, SchemaSet
 from tests.support import REPO
 
 SCHEMAS = REPO / "schemas"

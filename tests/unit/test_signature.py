@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from bridge.signature import (
+from bridge.ingress.signature import (
     SignatureError,
     SignatureFailure,
     parse_header,

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from bridge.config import ConfigError, check_spool_dir
-from bridge.publisher import PublishError
-from bridge.spool import Drainer, Spool, SpooledRecord, SpoolError, SpoolFull
+from bridge.delivery.publisher import PublishError
+from bridge.delivery.spool import Drainer, Spool, SpooledRecord, SpoolError, SpoolFull
+from bridge.settings import ConfigError, check_spool_dir
 from tests.faults import small_tmpfs
 
 T = TypeVar("T")
@@ -155,7 +155,7 @@ def test_a_closed_non_empty_spool_is_adopted_by_the_next_process(tmp_path: Path)
 CRASHING_WRITER = """
 import asyncio, os, signal, sys
 from pathlib import Path
-from bridge.spool import Spool
+from bridge.delivery.spool import Spool
 
 async def main():
     spool = Spool(Path(sys.argv[1]), 1 << 20)
@@ -562,7 +562,7 @@ def test_disk_failures_are_logged_once_per_window_with_counts(
 FILLING_WRITER = """
 import asyncio, os, signal, sys
 from pathlib import Path
-from bridge.spool import Spool, SpoolError
+from bridge.delivery.spool import Spool, SpoolError
 
 async def main():
     spool = Spool(Path(sys.argv[1]), 1 << 30)

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from bridge.config import Settings
-from bridge.tracing import tracing_from_settings
+from bridge.ops.tracing import tracing_from_settings
+from bridge.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -32,8 +32,8 @@ def test_configured_but_not_installed_fails_with_the_fix() -> None:
     # A fresh interpreter where the SDK cannot be imported, as in an install without [tracing].
     code = (
         "import sys; sys.modules['opentelemetry'] = None\n"
-        "from bridge.config import Settings, ConfigError\n"
-        "from bridge.tracing import tracing_from_settings\n"
+        "from bridge.settings import Settings, ConfigError\n"
+        "from bridge.ops.tracing import tracing_from_settings\n"
         "assert not tracing_from_settings(Settings.from_env({})).enabled\n"
         "try:\n"
         "    tracing_from_settings(Settings.from_env({'OTEL_TRACES_EXPORTER': 'otlp'}))\n"

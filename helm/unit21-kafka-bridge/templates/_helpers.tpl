@@ -220,7 +220,7 @@ bootstrap.servers enable.idempotence acks request.required.acks message.timeout.
 
 {{/*
 One worker's worst-case memory in bytes, the same sum as Settings.worst_case_memory_bytes()
-(bridge/config.py): 160 MiB baseline + maxConcurrency x 8 x maxBodyBytes + maxConnections x
+(bridge/settings.py): 160 MiB baseline + maxConcurrency x 8 x maxBodyBytes + maxConnections x
 maxHeaderBytes. A chart test ties the two together.
 */}}
 {{- define "bridge.workerBaselineBytes" -}}167772160{{- end -}}{{/* WORKER_BASELINE_BYTES, 160 MiB */}}

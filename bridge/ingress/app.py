@@ -35,23 +35,24 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bridge import door, routes
-from bridge.codec import Codec, SingleObjectCodec
-from bridge.config import Settings
-from bridge.dedup import RecentDeliveries
-from bridge.messages import Delivery, MessageBuilder, OutgoingMessage
-from bridge.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from bridge.metrics import Metrics
-from bridge.payload import PayloadError, event_id, parse
-from bridge.publisher import Publisher, PublishError, ReadyState, producer_config
-from bridge.refusals import RefusalLog
-from bridge.schemas import SchemaSet
-from bridge.signature import HEADER_NAME, SignatureError, verify
-from bridge.spool import Drainer, Spool, SpoolError, SpoolFull
-from bridge.tracing import SpanHandle, Tracing, tracing_from_settings
+from bridge.contract import routes
+from bridge.contract.codec import Codec, SingleObjectCodec
+from bridge.contract.parsing import PayloadError, event_id, parse
+from bridge.contract.records import Delivery, MessageBuilder, OutgoingMessage
+from bridge.contract.schemas import SchemaSet
+from bridge.delivery.dedup import RecentDeliveries
+from bridge.delivery.publisher import Publisher, PublishError, ReadyState, producer_config
+from bridge.delivery.spool import Drainer, Spool, SpoolError, SpoolFull
+from bridge.ingress import door
+from bridge.ingress.signature import HEADER_NAME, SignatureError, verify
+from bridge.ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from bridge.ops.metrics import Metrics
+from bridge.ops.refusals import RefusalLog
+from bridge.ops.tracing import SpanHandle, Tracing, tracing_from_settings
+from bridge.settings import Settings
 
 if TYPE_CHECKING:
-    from bridge.registry import RegistryCodec
+    from bridge.contract.registry import RegistryCodec
 
 log = logging.getLogger("bridge.app")
 
@@ -101,7 +102,7 @@ class Runtime:
         # the cap keeps the worst case at Settings.request_memory_bytes().
         self.body_bytes_held = 0
         self.body_budget = settings.max_concurrency * settings.max_body_bytes
-        self.metrics = metrics or Metrics.from_settings(settings)
+        self.metrics = metrics or Metrics.from_settings(settings, routes.KNOWN_ACTIONS)
         self.tracing = tracing or tracing_from_settings(settings)
         self.metrics.preset_topics(self.topics)
         # Set by SIGTERM/SIGINT (or the lifespan's end), so readiness fails before anything stops.
@@ -132,7 +133,7 @@ class Runtime:
         registry: RegistryCodec | None = None
         codec: Codec = SingleObjectCodec(schemas)
         if settings.schema_registry_url:
-            from bridge.registry import registry_codec  # imports the registry client only when used
+            from bridge.contract.registry import registry_codec  # imports the registry client only when used
 
             codec = registry = registry_codec(settings, schemas)
         builder = MessageBuilder(schemas, codec, settings.topic_prefix)
@@ -839,7 +840,7 @@ def _flag_shutdown_on_signals(runtime: Runtime) -> None:
 
 def app_from_env() -> Starlette:
     """uvicorn factory for `serve` (each worker process builds its own app and producer)."""
-    from bridge.logs import configure_logging
+    from bridge.ops.logs import configure_logging
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format or "json")

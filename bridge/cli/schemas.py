@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from bridge.compatibility import check_history, check_pair
-from bridge.config import Settings
-from bridge.contract import expanded_json, generated_topic_files, subject_name
-from bridge.schemas import SchemaSet, default_schema_dir, source_dir
+from bridge.contract.compatibility import check_history, check_pair
+from bridge.contract.conventions import expanded_json, generated_topic_files, subject_name
+from bridge.contract.schemas import SchemaSet, default_schema_dir, source_dir
+from bridge.settings import Settings
 
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -92,7 +92,7 @@ def register_schemas(
 ) -> int:
     """Register every subject. Idempotent (the same schema keeps its id and version); the registry
     enforces its own compatibility level, and a rejection is reported with the subject."""
-    from bridge.registry import describe_error, registry_schema
+    from bridge.contract.registry import describe_error, registry_schema
 
     failures = 0
     for suffix, subject in subjects(settings, schemas).items():
@@ -147,7 +147,7 @@ def check_schemas(
 
 
 def render_docs(schemas: SchemaSet, output: Path, check: bool, out: TextIO) -> int:
-    from bridge.schema_docs import render
+    from bridge.contract.schema_reference import render
 
     text = render(schemas)
     if check:
@@ -175,7 +175,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _client(settings: Settings) -> SchemaRegistryClient:
-    from bridge.registry import new_registry_client
+    from bridge.contract.registry import new_registry_client
 
     return new_registry_client(settings)
 

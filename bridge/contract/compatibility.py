@@ -22,8 +22,8 @@ import avro.errors
 import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from bridge.contract import expanded_json
-from bridge.schemas import SchemaSet, default_schema_dir
+from bridge.contract.conventions import expanded_json
+from bridge.contract.schemas import SchemaSet, default_schema_dir
 
 Direction = Literal["backward", "forward"]
 

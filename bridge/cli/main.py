@@ -20,13 +20,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bridge import __version__, routes, schema_cli
-from bridge.config import BODY_COPIES, WORKER_BASELINE_BYTES, ConfigError, Settings, check_spool_dir
+from bridge import __version__
+from bridge.cli import schemas as schema_cli
+from bridge.contract import routes
+from bridge.settings import BODY_COPIES, WORKER_BASELINE_BYTES, ConfigError, Settings, check_spool_dir
 
 log = logging.getLogger("bridge.cli")
 
 DEFAULT_URL = "http://127.0.0.1:8080/webhooks/unit21"
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "webhooks"
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples" / "webhooks"
 
 
 def cluster_settings(args: argparse.Namespace, command: str) -> Settings | None:
@@ -60,8 +62,8 @@ UVICORN_OPTIONS: dict[str, Any] = {
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bridge import door
-    from bridge.logs import configure_logging
+    from bridge.ingress import door
+    from bridge.ops.logs import configure_logging
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format or "json")
@@ -90,14 +92,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.keepalive_timeout_seconds,
     )
     uvicorn.run(
-        "bridge.app:app_from_env",
+        "bridge.ingress.app:app_from_env",
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
         workers=workers,
         **{**UVICORN_OPTIONS, **door.uvicorn_options(settings)},
         # In-flight requests get this long after SIGTERM; the lifespan then stops the drainer
-        # and flushes the producer within what is left (bridge/app.py).
+        # and flushes the producer within what is left (bridge/ingress/app.py).
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
@@ -139,7 +141,7 @@ def _prepare_metrics_dir(settings: Settings, workers: int) -> None:
     import os
     import tempfile
 
-    from bridge.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+    from bridge.ops.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 
     path = settings.prometheus_multiproc_dir
     if path is None:
@@ -157,7 +159,7 @@ def _check_producer_config(settings: Settings) -> None:
     """Fail before binding the port when a KAFKA_* property is unknown or invalid."""
     from confluent_kafka import KafkaException, Producer
 
-    from bridge.publisher import body_limit_warning, producer_config
+    from bridge.delivery.publisher import body_limit_warning, producer_config
 
     try:
         Producer(producer_config(settings)).flush(0)
@@ -176,11 +178,11 @@ def _check_producer_config(settings: Settings) -> None:
 def cmd_dev(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bridge import door
-    from bridge.app import create_app
-    from bridge.embedded import EmbeddedBroker
-    from bridge.logs import configure_logging
-    from bridge.topics import create_topics
+    from bridge.delivery.embedded import EmbeddedBroker
+    from bridge.delivery.topics import create_topics
+    from bridge.ingress import door
+    from bridge.ingress.app import create_app
+    from bridge.ops.logs import configure_logging
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format or "text")
@@ -252,7 +254,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from bridge.signature import signature_header
+    from bridge.ingress.signature import signature_header
 
     settings = Settings.from_env()
     secret = args.secret or (settings.webhook_secrets[0] if settings.webhook_secrets else None)
@@ -298,11 +300,11 @@ def _jsonable(value: Any) -> Any:
 def cmd_tail(args: argparse.Namespace) -> int:
     from confluent_kafka import KafkaException
 
-    from bridge.codec import DecodeError
-    from bridge.detect import DetectingCodec
-    from bridge.messages import MessageBuilder
-    from bridge.payload import dumps
-    from bridge.schemas import SchemaSet
+    from bridge.contract.codec import DecodeError
+    from bridge.contract.detecting import DetectingCodec
+    from bridge.contract.parsing import dumps
+    from bridge.contract.records import MessageBuilder
+    from bridge.contract.schemas import SchemaSet
 
     settings = cluster_settings(args, "tail")
     if settings is None:
@@ -355,7 +357,7 @@ def _tail_messages(config: dict[str, Any], topic: str, args: argparse.Namespace)
     --follow, everything from the start (or from now, --from-end) until --timeout."""
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError
 
-    from bridge.topics import assigned_consumer, read_to_end
+    from bridge.delivery.topics import assigned_consumer, read_to_end
 
     if not args.follow:
         if args.from_end:
@@ -387,7 +389,7 @@ def _tail_messages(config: dict[str, Any], topic: str, args: argparse.Namespace)
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
-    from bridge.topics import create_topics
+    from bridge.delivery.topics import create_topics
 
     settings = cluster_settings(args, "topics")
     if settings is None:
@@ -420,7 +422,7 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq_replay(args: argparse.Namespace) -> int:
-    from bridge.replay import replay
+    from bridge.delivery.replay import replay
 
     settings = cluster_settings(args, "dlq")
     if settings is None:
@@ -438,7 +440,7 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_spool_list(args: argparse.Namespace) -> int:
-    from bridge.spool import SpoolError, list_spooled, spool_files
+    from bridge.delivery.spool import SpoolError, list_spooled, spool_files
 
     directory = Path(args.dir) if args.dir else Settings.from_env().spool_dir
     if not directory.is_dir():
@@ -481,8 +483,8 @@ def cmd_spool_list(args: argparse.Namespace) -> int:
 def cmd_spool_drain(args: argparse.Namespace) -> int:
     import asyncio
 
-    from bridge.logs import configure_logging
-    from bridge.spool import SpoolError
+    from bridge.delivery.spool import SpoolError
+    from bridge.ops.logs import configure_logging
 
     settings = cluster_settings(args, "spool drain")
     if settings is None:
@@ -542,8 +544,8 @@ async def _drain_directory(settings: Settings, directory: Path, seconds: float) 
     does), send the records in spool order and delete each after Kafka's ack."""
     import asyncio
 
-    from bridge.publisher import Publisher, producer_config
-    from bridge.spool import Drainer, Spool
+    from bridge.delivery.publisher import Publisher, producer_config
+    from bridge.delivery.spool import Drainer, Spool
 
     summary = _DrainSummary()
     deadline = time.monotonic() + seconds
@@ -589,7 +591,7 @@ async def _drain_directory(settings: Settings, directory: Path, seconds: float) 
 
 def _count_leftovers(summary: _DrainSummary, directory: Path) -> None:
     """What is still in the directory besides the file this command kept (if any)."""
-    from bridge.spool import list_spooled, spool_files
+    from bridge.delivery.spool import list_spooled, spool_files
 
     live = [entry for entry in list_spooled(spool_files(directory)) if entry.file != summary.own_file]
     summary.live = len(live)

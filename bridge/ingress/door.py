@@ -15,7 +15,7 @@ connection and at the cost of a few attribute checks per read:
   the bytes before they reach the parser, so an oversized head is never buffered; 431.
 
 The body deadline and the body-memory budget belong to the request, so the webhook endpoint
-keeps them (bridge/app.py). `serve` and `dev` pass this class as uvicorn's `http=`.
+keeps them (bridge/ingress/app.py). `serve` and `dev` pass this class as uvicorn's `http=`.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from bridge.config import ConfigError, Settings
+from bridge.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
-    from bridge.metrics import Metrics
+    from bridge.ops.metrics import Metrics
 
 log = logging.getLogger("bridge.door")
 

@@ -27,7 +27,7 @@ import os
 import platform
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any, Final
 
 from prometheus_client import (
@@ -45,9 +45,8 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from bridge import __version__
-from bridge.config import ConfigError, Settings
-from bridge.routes import KNOWN_ACTIONS
-from bridge.spool import OPERATIONS as SPOOL_OPERATIONS
+from bridge.errors import SPOOL_OPERATIONS, SignatureFailure
+from bridge.settings import ConfigError, Settings
 
 NAMESPACE: Final = "unit21_bridge"
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
@@ -95,8 +94,11 @@ _LIVE_FILE = re.compile(r"^gauge_live[a-z]*_(\d+)\.db$")
 
 
 class Metrics:
-    def __init__(self, *, multiprocess_dir: str | None = None) -> None:
+    def __init__(self, *, multiprocess_dir: str | None = None, actions: Collection[str] = ()) -> None:
+        """`actions` are the action labels counted by name (the contract's catalogue); any other
+        action is counted as `other`, so a client cannot grow the label set."""
         self.multiprocess_dir = multiprocess_dir
+        self.actions = frozenset(actions)
         if multiprocess_dir is not None and os.environ.get(MULTIPROC_ENV) != multiprocess_dir:
             # prometheus-client picks its value store when it is imported, from the environment.
             raise ConfigError(
@@ -324,16 +326,15 @@ class Metrics:
             self.records_produced.labels(topic)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Metrics:
-        return cls(multiprocess_dir=settings.prometheus_multiproc_dir)
+    def from_settings(cls, settings: Settings, actions: Collection[str]) -> Metrics:
+        return cls(multiprocess_dir=settings.prometheus_multiproc_dir, actions=actions)
 
     # -- hooks ------------------------------------------------------------------------------
 
-    @staticmethod
-    def action_label(action: str | None) -> str:
+    def action_label(self, action: str | None) -> str:
         if not action:
             return NO_ACTION
-        return action if action in KNOWN_ACTIONS else OTHER_ACTION
+        return action if action in self.actions else OTHER_ACTION
 
     def observe_request(self, action: str | None, status: int, seconds: float) -> None:
         key = (self.action_label(action), status)
@@ -404,8 +405,6 @@ _OLDEST_AGE: Final = f"{NAMESPACE}_spool_oldest_age_seconds"
 
 def known_labels(m: Metrics) -> list[tuple[MetricWrapperBase, list[tuple[str, ...]]]]:
     """Every label combination known at start-up, per metric (created at 0)."""
-    from bridge.signature import SignatureFailure
-
     return [
         (m.auth_failures, [(reason.value,) for reason in SignatureFailure]),
         (m.delivery_failures, [(reason, path) for reason in DELIVERY_FAILURE_REASONS for path in PATHS]),

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bridge.codec import MAGIC as SINGLE_OBJECT_MAGIC
-from bridge.codec import DecodeError, SingleObjectCodec
-from bridge.config import Settings
-from bridge.schemas import SchemaSet, TopicSchema
+from bridge.contract.codec import MAGIC as SINGLE_OBJECT_MAGIC
+from bridge.contract.codec import DecodeError, SingleObjectCodec
+from bridge.contract.schemas import SchemaSet, TopicSchema
+from bridge.settings import Settings
 
 if TYPE_CHECKING:
-    from bridge.registry import RegistryCodec
+    from bridge.contract.registry import RegistryCodec
 
 
 class DetectingCodec:
@@ -43,7 +43,7 @@ class DetectingCodec:
                 raise DecodeError(
                     f"Confluent-framed value (schema id {schema_id}) but SCHEMA_REGISTRY_URL is not set"
                 )
-            from bridge.registry import registry_codec
+            from bridge.contract.registry import registry_codec
 
             self._registry = registry_codec(self._settings, self._schemas)
         return self._registry

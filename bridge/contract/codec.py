@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from fastavro import schemaless_reader, schemaless_writer
 
-from bridge.schemas import SchemaSet, TopicSchema
+from bridge.contract.schemas import SchemaSet, TopicSchema
 
 MAGIC = b"\xc3\x01"
 HEADER_LENGTH = len(MAGIC) + 8

@@ -12,15 +12,15 @@ from pydantic import AliasChoices
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from bridge.config import DEFAULT_SPOOL_DIR, KAFKA_ENV_PREFIX, PROTECTED_KAFKA_PROPERTIES, Settings
+from bridge.settings import DEFAULT_SPOOL_DIR, KAFKA_ENV_PREFIX, PROTECTED_KAFKA_PROPERTIES, Settings
 
 INTRO = """\
 # Configuration
 
-<!-- Generated from bridge/config.py by `make config-docs`; edit the Field descriptions there. -->
+<!-- Generated from bridge/settings.py by `make config-docs`; edit the Field descriptions there. -->
 
 Every setting is an environment variable, read once at start-up into one typed object
-(`bridge.config.Settings`, which reads only the mapping it is given). The Helm chart sets the
+(`bridge.settings.Settings`, which reads only the mapping it is given). The Helm chart sets the
 same variables from its values ([chart README](../helm/unit21-kafka-bridge/README.md)).
 
 | Variable | Default | Meaning |

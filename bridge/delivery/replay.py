@@ -20,14 +20,14 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from bridge import routes
-from bridge.codec import DecodeError, SingleObjectCodec
-from bridge.config import Settings
-from bridge.messages import MessageBuilder, OutgoingMessage
-from bridge.payload import PayloadError, parse
-from bridge.publisher import producer_config
-from bridge.schemas import SchemaSet
-from bridge.topics import read_to_end
+from bridge.contract import routes
+from bridge.contract.codec import DecodeError, SingleObjectCodec
+from bridge.contract.parsing import PayloadError, parse
+from bridge.contract.records import MessageBuilder, OutgoingMessage
+from bridge.contract.schemas import SchemaSet
+from bridge.delivery.publisher import producer_config
+from bridge.delivery.topics import read_to_end
+from bridge.settings import Settings
 
 # A replay is not answering an HTTP request: give the broker time rather than fail fast.
 REPLAY_DELIVERY_TIMEOUT_MS = 60_000

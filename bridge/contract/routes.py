@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridge.config import topic_name
+from bridge.settings import topic_name
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bridge import __version__, routes
-from bridge.codec import Codec
-from bridge.config import topic_name
-from bridge.normalize import NormalizationError, RecordNormalizer, ValidationIssue, compile_normalizer
-from bridge.payload import Classified, classify, dumps, loads, record_key
-from bridge.schemas import SchemaSet, TopicSchema
+from bridge import __version__
+from bridge.contract import routes
+from bridge.contract.codec import Codec
+from bridge.contract.normalize import (
+    NormalizationError,
+    RecordNormalizer,
+    ValidationIssue,
+    compile_normalizer,
+)
+from bridge.contract.parsing import Classified, classify, dumps, loads, record_key
+from bridge.contract.schemas import SchemaSet, TopicSchema
+from bridge.settings import topic_name
 
 Outcome = Literal["published", "unrecognized", "dead_lettered"]
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
-from bridge.config import ConfigError, Settings
+from bridge.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from bridge.config import Settings
-from bridge.messages import Delivery
-from bridge.refusals import RefusalLog
+from bridge.contract.records import Delivery
+from bridge.ops.refusals import RefusalLog
+from bridge.settings import Settings
 
 if TYPE_CHECKING:
-    from bridge.metrics import Metrics
+    from bridge.ops.metrics import Metrics
 
 log = logging.getLogger("bridge.publisher")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
-from bridge.routes import ALL_SUFFIXES
+from bridge.contract.routes import ALL_SUFFIXES
 
 SOURCE_DIR_NAME = "src"
 
@@ -39,10 +39,10 @@ class TopicSchema:
 
 
 def default_schema_dir() -> Path:
-    packaged = Path(__file__).parent / "_schemas"
+    packaged = Path(__file__).resolve().parents[1] / "_schemas"
     if packaged.is_dir():
         return packaged
-    source_tree = Path(__file__).resolve().parent.parent / "schemas"
+    source_tree = Path(__file__).resolve().parents[2] / "schemas"
     if source_tree.is_dir():
         return source_tree
     raise SchemaLoadError(f"no schemas found in {packaged} or {source_tree}; the installation is incomplete")

@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from bridge import routes
-from bridge.routes import Route
+from bridge.contract import routes
+from bridge.contract.routes import Route
 
 # Deepest nesting of objects and arrays a body may have (the top-level object is level 1).
 # Unit21 bodies are a few levels deep. The limit keeps every serializer well inside its own

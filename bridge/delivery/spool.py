@@ -50,14 +50,15 @@ from typing import Any, Protocol
 
 import orjson
 
-from bridge.refusals import RefusalLog
+from bridge.errors import SPOOL_OPERATIONS
+from bridge.ops.refusals import RefusalLog
 
 log = logging.getLogger("bridge.spool")
 
 SCHEMA_VERSION = 1
 FILE_PREFIX = "spool-"
 ORPHAN_SCAN_SECONDS = 30.0
-OPERATIONS = ("write", "delete", "read")  # the `operation` of spool_errors_total
+OPERATIONS = SPOOL_OPERATIONS
 # Retrying a failed deletion or probing a failed disk: first after this long, doubling up to the maximum.
 REPAIR_MIN_SECONDS = 0.5
 REPAIR_MAX_SECONDS = 5.0

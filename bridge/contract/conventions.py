@@ -14,12 +14,12 @@ from typing import Any, Literal
 
 from fastavro.schema import load_schema
 
-from bridge.routes import ALL_SUFFIXES
-from bridge.schemas import TopicSchema
+from bridge.contract.routes import ALL_SUFFIXES
+from bridge.contract.schemas import TopicSchema
 
 SubjectStrategy = Literal["topic", "topic_record"]
 
-# `{"type": "string", "unit21.format": "json"}`: the string holds JSON text (bridge/normalize.py keys on it).
+# `{"type": "string", "unit21.format": "json"}`: the string holds JSON text (normalize.py keys on it).
 JSON_FORMAT_PROPERTY = "unit21.format"
 
 # Readers scan an exported file top-down: identity first, then docs, then the body.

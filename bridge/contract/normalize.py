@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bridge.contract import JSON_FORMAT_PROPERTY
-from bridge.payload import dumps, json_type, loads
+from bridge.contract.conventions import JSON_FORMAT_PROPERTY
+from bridge.contract.parsing import dumps, json_type, loads
 
 BRIDGE_FIELD = "bridge"
 EXTRAS_FIELD = "extras"

@@ -1,6 +1,6 @@
 """Confluent Schema Registry encoding: magic byte 0, 4-byte big-endian schema id, Avro body.
 
-The second `Codec` (bridge/codec.py is the first). Encoding goes through confluent-kafka's
+The second `Codec` (bridge/contract/codec.py is the first). Encoding goes through confluent-kafka's
 `AvroSerializer`; the record dicts are the same as in single-object mode.
 
 Schema ids are resolved once at start-up (`resolve`), never by the first webhook: with
@@ -27,10 +27,10 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 
-from bridge.codec import DecodeError
-from bridge.config import Settings, topic_name
-from bridge.contract import SubjectStrategy, expanded_json, subject_name, subject_name_strategy
-from bridge.schemas import SchemaSet, TopicSchema
+from bridge.contract.codec import DecodeError
+from bridge.contract.conventions import SubjectStrategy, expanded_json, subject_name, subject_name_strategy
+from bridge.contract.schemas import SchemaSet, TopicSchema
+from bridge.settings import Settings, topic_name
 
 log = logging.getLogger("bridge.registry")
 
@@ -78,7 +78,7 @@ class RegistryStatus:
 
 
 class RegistryCodec:
-    """Satisfies `bridge.codec.Codec`. One serializer and one deserializer per topic."""
+    """Satisfies `bridge.contract.codec.Codec`. One serializer and one deserializer per topic."""
 
     def __init__(
         self,

@@ -10,7 +10,8 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+
+from bridge.errors import SignatureFailure
 
 HEADER_NAME = "unit21-signature"
 # Unit21 sends `t=<10 digits>,s0=<64 hex>` (~80 bytes); a few more entries during a secret
@@ -20,13 +21,6 @@ MAX_HEADER_LENGTH = 2048
 MAX_ENTRIES = 16
 # A unix time in seconds has 10 digits until the year 2286; more digits are no timestamp.
 MAX_TIMESTAMP_DIGITS = 12
-
-
-class SignatureFailure(StrEnum):
-    MISSING_HEADER = "missing_header"
-    MALFORMED_HEADER = "malformed_header"
-    STALE_TIMESTAMP = "stale_timestamp"
-    NO_MATCHING_SIGNATURE = "no_matching_signature"
 
 
 class SignatureError(Exception):

@@ -4,7 +4,7 @@ Two formats, one record: `json` writes one object per line for log pipelines, `t
 readable line for a terminal. Structured fields travel as `extra=` on the record (the
 webhook line: event_id, action, topic, partition, offset, status, latency_ms) and both
 formats print them. librdkafka's log and error callbacks arrive here through the
-`bridge.librdkafka` and `bridge.publisher` loggers, so they share the format.
+`bridge.librdkafka` and `bridge.delivery.publisher` loggers, so they share the format.
 """
 
 from __future__ import annotations
