@@ -121,10 +121,14 @@ def test_oldest_age_tracks_the_oldest_record(tmp_path: Path) -> None:
         await fill(spool, 1)
         await asyncio.sleep(0.2)
         await fill(spool, 1, key=b"k2")
-        assert spool.oldest_age_seconds() >= 0.2
+        measured = time.time()
+        before = spool.oldest_age_seconds()
+        assert before >= 0.2
         first = (await spool.head(1, 1 << 20))[0]
         await spool.remove([first])
-        assert spool.oldest_age_seconds() < 0.2
+        # Now the second record is the oldest: at least 0.2 s younger than the first, however long
+        # the removal took on a loaded machine.
+        assert spool.oldest_age_seconds() <= before - 0.2 + (time.time() - measured) + 0.01
         detail = spool.detail()
         assert detail["depth"] == 1 and detail["max_bytes"] == 1 << 20
         await spool.close()
