@@ -440,7 +440,7 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_spool_list(args: argparse.Namespace) -> int:
-    from bridge.delivery.spool import SpoolError, list_spooled, spool_files
+    from bridge.delivery import SpoolError, list_spooled, spool_files
 
     directory = Path(args.dir) if args.dir else Settings.from_env().spool_dir
     if not directory.is_dir():
@@ -483,7 +483,7 @@ def cmd_spool_list(args: argparse.Namespace) -> int:
 def cmd_spool_drain(args: argparse.Namespace) -> int:
     import asyncio
 
-    from bridge.delivery.spool import SpoolError
+    from bridge.delivery import SpoolError
     from bridge.ops.logs import configure_logging
 
     settings = cluster_settings(args, "spool drain")
@@ -545,7 +545,7 @@ async def _drain_directory(settings: Settings, directory: Path, seconds: float) 
     import asyncio
 
     from bridge.delivery.publisher import Publisher, producer_config
-    from bridge.delivery.spool import Drainer, Spool
+    from bridge.delivery import Drainer, Spool
 
     summary = _DrainSummary()
     deadline = time.monotonic() + seconds
@@ -591,7 +591,7 @@ async def _drain_directory(settings: Settings, directory: Path, seconds: float) 
 
 def _count_leftovers(summary: _DrainSummary, directory: Path) -> None:
     """What is still in the directory besides the file this command kept (if any)."""
-    from bridge.delivery.spool import list_spooled, spool_files
+    from bridge.delivery import list_spooled, spool_files
 
     live = [entry for entry in list_spooled(spool_files(directory)) if entry.file != summary.own_file]
     summary.live = len(live)
