@@ -223,46 +223,58 @@ def _docs(args: argparse.Namespace, settings: Settings, schemas: SchemaSet) -> i
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    formatter = argparse.RawDescriptionHelpFormatter
     schemas = sub.add_parser(
         "schemas",
         help="list, export, register and check the topics' Avro schemas",
-        formatter_class=formatter,
+        formatter_class=_FORMATTER,
         description="The data contract: one Avro schema per topic (schemas/*.avsc), released versions in "
         "schemas/history/<topic>/v<N>.avsc. Registry commands use SCHEMA_REGISTRY_URL, "
         "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO, SCHEMA_REGISTRY_SSL_CA_LOCATION and "
         "BRIDGE_SUBJECT_NAME_STRATEGY.",
     )
     actions = schemas.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
+    for add in (_add_list, _add_export, _add_build, _add_register, _add_check, _add_docs):
+        add(actions)
 
-    def registry_options(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--registry-url", help="default: SCHEMA_REGISTRY_URL")
-        parser.add_argument("--topic-prefix", help="default: BRIDGE_TOPIC_PREFIX")
 
+_Actions = argparse._SubParsersAction  # type alias for the `schemas` subcommands
+_FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def _registry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--registry-url", help="default: SCHEMA_REGISTRY_URL")
+    parser.add_argument("--topic-prefix", help="default: BRIDGE_TOPIC_PREFIX")
+
+
+def _add_list(actions: _Actions[argparse.ArgumentParser]) -> None:
     listing = actions.add_parser(
         "list",
         help="topic, subject, record name and fingerprint of every schema",
-        formatter_class=formatter,
+        formatter_class=_FORMATTER,
         epilog="example:\n  unit21-bridge schemas list\n"
         "  unit21-bridge schemas list --topic-prefix prod.unit21.",
     )
-    registry_options(listing)
+    _registry_options(listing)
     listing.set_defaults(func=_cmd(_list))
 
+
+def _add_export(actions: _Actions[argparse.ArgumentParser]) -> None:
     export = actions.add_parser(
         "export",
         help="write one self-contained .avsc per topic (for Spark from_avro, Java, the registry)",
-        formatter_class=formatter,
+        formatter_class=_FORMATTER,
         epilog="example (the same files as the repository's schemas/<topic>.avsc):\n"
         "  unit21-bridge schemas export ./unit21-schemas",
     )
     export.add_argument("directory", metavar="DIR")
     export.set_defaults(func=_cmd(_export))
 
+
+def _add_build(actions: _Actions[argparse.ArgumentParser]) -> None:
     build = actions.add_parser(
         "build",
         help="generate the self-contained schemas/<topic>.avsc files from schemas/src/",
-        formatter_class=formatter,
+        formatter_class=_FORMATTER,
         description="Each topic source in schemas/src/ names the shared types "
         "(schemas/src/<full name>.avsc); "
         "the topic files the bridge loads and consumers open define them inline. `make schemas` runs this "
@@ -274,34 +286,40 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     build.add_argument("--check", action="store_true", help="exit 1 if a generated file is out of date")
     build.set_defaults(func=_build)
 
+
+def _add_register(actions: _Actions[argparse.ArgumentParser]) -> None:
     register = actions.add_parser(
         "register",
         help="register every subject in the Schema Registry (idempotent)",
-        formatter_class=formatter,
+        formatter_class=_FORMATTER,
         description="Registers the self-contained schema of each topic under its subject. Registering an "
         "unchanged schema returns its existing id. The registry's compatibility level is left as it is and "
         "enforced by the registry: a rejected subject is printed and the exit status is 1.",
         epilog="example:\n  SCHEMA_REGISTRY_URL=https://registry:8081 unit21-bridge schemas register",
     )
-    registry_options(register)
+    _registry_options(register)
     register.set_defaults(func=_cmd(_register))
 
+
+def _add_check(actions: _Actions[argparse.ArgumentParser]) -> None:
     check = actions.add_parser(
         "check",
         help="FULL_TRANSITIVE check against schemas/history and, with a registry, every registered version",
-        formatter_class=formatter,
+        formatter_class=_FORMATTER,
         description="Exit status 1 when any schema is incompatible; each failure names the field and "
         "the rule.",
         epilog="example:\n  unit21-bridge schemas check\n"
         "  SCHEMA_REGISTRY_URL=https://registry:8081 unit21-bridge schemas check",
     )
-    registry_options(check)
+    _registry_options(check)
     check.set_defaults(func=_cmd(_check))
 
+
+def _add_docs(actions: _Actions[argparse.ArgumentParser]) -> None:
     docs = actions.add_parser(
         "docs",
         help="generate the schema reference (schemas/README.md)",
-        formatter_class=formatter,
+        formatter_class=_FORMATTER,
         epilog="example:\n  unit21-bridge schemas docs\n  unit21-bridge schemas docs --check",
     )
     docs.add_argument("--output", default=str(Path("schemas") / "README.md"))
