@@ -22,6 +22,7 @@ import orjson
 
 from bridge.contract import routes
 from bridge.contract.routes import Route
+from bridge.errors import BridgeError
 
 # Deepest nesting of objects and arrays a body may have (the top-level object is level 1).
 # Unit21 bodies are a few levels deep. The limit keeps every serializer well inside its own
@@ -63,7 +64,7 @@ def needs_exact_path(data: bytes) -> bool:
     return _SEVENTEEN_DIGITS in masked or _TINY_EXPONENT in masked
 
 
-class PayloadError(ValueError):
+class PayloadError(BridgeError, ValueError):
     """The body is not a JSON object; answered with 400."""
 
 

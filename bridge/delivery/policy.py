@@ -83,7 +83,7 @@ class DeliveryPolicy:
     async def deliver(self, message: OutgoingMessage) -> Outcome:
         publisher = self.publisher
         if publisher is None:
-            self.metrics.delivery_failures.labels("not_ready").inc()
+            self.metrics.delivery_failures.labels("not_ready", "request").inc()
             return _refused(message, ErrorCode.NOT_READY, "the bridge is starting", "producer_not_started")
         async with self.recent.claim(message.event_id) as earlier:
             if earlier is not None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from bridge.contract.records import Delivery
+from bridge.errors import BridgeError
 from bridge.ops.refusals import RefusalLog
 from bridge.settings import Settings
 
@@ -50,7 +51,7 @@ KAFKA_LOG_WINDOW_SECONDS = 30.0
 _librdkafka_log = logging.getLogger("bridge.librdkafka")
 
 
-class PublishError(Exception):
+class PublishError(BridgeError):
     """The record was not acknowledged; the caller must not answer 2xx on this path."""
 
     def __init__(self, reason: str, detail: str) -> None:

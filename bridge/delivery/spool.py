@@ -50,7 +50,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from bridge.errors import SPOOL_OPERATIONS
+from bridge.errors import SPOOL_OPERATIONS, BridgeError
 from bridge.ops.refusals import RefusalLog
 
 log = logging.getLogger("bridge.spool")
@@ -87,7 +87,7 @@ Row = tuple[str, bytes, bytes, bytes, str, float, int]
 SpoolKey = tuple[str, bytes]  # (topic, key): what decides the partition, so what must stay in order
 
 
-class SpoolError(RuntimeError):
+class SpoolError(BridgeError, RuntimeError):
     """The spool could not take the record; the caller must not answer 2xx."""
 
 

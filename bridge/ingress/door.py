@@ -32,7 +32,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from bridge.errors import ErrorCode
+from bridge.errors import BridgeError, ErrorCode
 from bridge.ops.refusals import RefusalLog
 from bridge.settings import ConfigError, Settings
 
@@ -57,7 +57,7 @@ CLOSE_REASONS: Final = (
 )
 
 
-class _HeadTooLarge(Exception):
+class _HeadTooLarge(BridgeError):
     """Raised from the parser's header callback to stop parsing a head with too many headers."""
 
 
