@@ -13,8 +13,9 @@ writes, deletes and reads (bridge/delivery/spool.py), 4xx answers without an eve
 wrong secret, a scanner), the door's events (a connection over the cap, an oversized head, a
 body that times out or stops short: bridge/ingress/door.py, per 10 s) and librdkafka's lines
 during an outage (a disconnect and two connect failures per broker and retry,
-bridge/delivery/publisher.py), each with its own logger, level and summary. Each kind (an error word, an operation, a librdkafka facility) has its own
-window, so a new kind of problem is always logged at once.
+bridge/delivery/publisher.py), each with its own logger, level and summary. Each kind (an
+error word, an operation, a librdkafka facility) has its own window, so a new kind of problem
+is always logged at once.
 """
 
 from __future__ import annotations
