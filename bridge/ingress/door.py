@@ -15,7 +15,7 @@ connection and at the cost of a few attribute checks per read:
   the bytes before they reach the parser, so an oversized head is never buffered; 431.
 
 The body deadline and the body-memory budget belong to the request, so the webhook endpoint
-keeps them (bridge/ingress/app.py). `serve` and `dev` pass this class as uvicorn's `http=`.
+keeps them (bridge/ingress/body.py). `serve` and `dev` pass this class as uvicorn's `http=`.
 """
 
 from __future__ import annotations
