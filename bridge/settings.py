@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bridge.errors import BridgeError
+
 KAFKA_ENV_PREFIX = "KAFKA_"
 
 # librdkafka properties the bridge owns: overriding them would break the promise that a
@@ -49,7 +51,7 @@ def topic_name(prefix: str, suffix: str) -> str:
     return f"{prefix}{suffix}"
 
 
-class ConfigError(ValueError):
+class ConfigError(BridgeError, ValueError):
     """A setting is missing or wrong; the message names the variable and the fix."""
 
 

@@ -66,7 +66,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         # default one would kill this process before the `finally` below stops the broker.
         signal.signal(signal.SIGTERM, _exit_on_signal)
         uvicorn.run(
-            create_app(settings),
+            create_app(settings, freeze_gc=True),
             host=args.host,
             port=args.port,
             **{**UVICORN_OPTIONS, **door.uvicorn_options(settings)},

@@ -12,12 +12,13 @@ from typing import Any, Protocol
 from fastavro import schemaless_reader, schemaless_writer
 
 from bridge.contract.schemas import SchemaSet, TopicSchema
+from bridge.errors import BridgeError
 
 MAGIC = b"\xc3\x01"
 HEADER_LENGTH = len(MAGIC) + 8
 
 
-class DecodeError(ValueError):
+class DecodeError(BridgeError, ValueError):
     pass
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from bridge.contract.conventions import JSON_FORMAT_PROPERTY
 from bridge.contract.parsing import dumps, json_type, loads
+from bridge.errors import BridgeError
 
 BRIDGE_FIELD = "bridge"
 EXTRAS_FIELD = "extras"
@@ -43,7 +44,7 @@ Convert = Callable[[Any, str, Issues], Any]
 Inverse = Callable[[Any], Any]
 
 
-class SchemaConventionError(ValueError):
+class SchemaConventionError(BridgeError, ValueError):
     """A schema file breaks the conventions above; raised at start-up, never per request."""
 
 
@@ -53,7 +54,7 @@ class ValidationIssue:
     reason: str
 
 
-class NormalizationError(ValueError):
+class NormalizationError(BridgeError, ValueError):
     def __init__(self, issues: list[ValidationIssue]) -> None:
         super().__init__("; ".join(f"{i.path or '<body>'}: {i.reason}" for i in issues))
         self.issues = issues

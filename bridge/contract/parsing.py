@@ -22,6 +22,7 @@ import orjson
 
 from bridge.contract import routes
 from bridge.contract.routes import Route
+from bridge.errors import BridgeError
 
 # Deepest nesting of objects and arrays a body may have (the top-level object is level 1).
 # Unit21 bodies are a few levels deep. The limit keeps every serializer well inside its own
@@ -63,7 +64,7 @@ def needs_exact_path(data: bytes) -> bool:
     return _SEVENTEEN_DIGITS in masked or _TINY_EXPONENT in masked
 
 
-class PayloadError(ValueError):
+class PayloadError(BridgeError, ValueError):
     """The body is not a JSON object; answered with 400."""
 
 
@@ -96,7 +97,7 @@ def _parse_value(data: bytes, subject: str, max_depth: int | None = MAX_DEPTH) -
             # orjson refuses some bodies the exact parser takes (1e400 is a double's infinity)
             # and words others differently: the exact parser gives the answer on every refusal.
             doc = _parse_exact(data, subject)
-    if max_depth is not None and masked.count(b"[") > max_depth and _deeper_than(doc, max_depth):
+    if max_depth is not None and masked.count(b"[") > max_depth and deeper_than(doc, max_depth):
         raise PayloadError(_too_deep(subject))
     return doc
 
@@ -133,7 +134,7 @@ def _parse_exact(data: bytes, subject: str) -> Any:
     return doc
 
 
-def _deeper_than(doc: Any, limit: int) -> bool:
+def deeper_than(doc: Any, limit: int) -> bool:
     """True when objects and arrays nest more than `limit` levels in `doc`."""
     if limit < _ORJSON_WRITE_LIMIT:
         # orjson.dumps refuses to write past its own nesting limit. Wrapped in enough lists

@@ -30,6 +30,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext, Se
 from bridge.contract.codec import DecodeError
 from bridge.contract.conventions import SubjectStrategy, expanded_json, subject_name, subject_name_strategy
 from bridge.contract.schemas import SchemaSet, TopicSchema
+from bridge.errors import BridgeError
 from bridge.settings import Settings, topic_name
 
 log = logging.getLogger("bridge.registry")
@@ -38,7 +39,7 @@ MAGIC = b"\x00"
 HEADER = struct.Struct(">bI")
 
 
-class RegistryNotReady(RuntimeError):
+class RegistryNotReady(BridgeError, RuntimeError):
     """Schema ids are not resolved yet; the message names the subject and the cause."""
 
 

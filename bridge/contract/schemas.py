@@ -16,11 +16,12 @@ from typing import Any
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
 from bridge.contract.routes import ALL_SUFFIXES
+from bridge.errors import BridgeError
 
 SOURCE_DIR_NAME = "src"
 
 
-class SchemaLoadError(RuntimeError):
+class SchemaLoadError(BridgeError, RuntimeError):
     pass
 
 

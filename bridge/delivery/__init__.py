@@ -1,28 +1,64 @@
-"""Delivery: getting a record into Kafka, or onto disk until Kafka takes it.
+"""Records out: the delivery policy (publish, spool or refuse), the producer, dedup, the disk
+spool (store, adoption, listing, drainer), topics, replay and the embedded broker.
 
-The names other layers, the tests and the bench use; the modules' other names are internal."""
+The public surface is `__all__`; the modules' other names are internal. Names are imported on
+first use, so `send` (which needs the signature, not the producer) stays quick to start."""
 
-from bridge.delivery.dedup import RecentDeliveries
-from bridge.delivery.drainer import Drainer
-from bridge.delivery.embedded import EmbeddedBroker, EmbeddedBrokerError, free_port
-from bridge.delivery.listing import SpoolEntry, list_spooled
-from bridge.delivery.publisher import (
-    Publisher,
-    PublishError,
-    ReadyState,
-    body_limit_warning,
-    producer_config,
-)
-from bridge.delivery.replay import replay
-from bridge.delivery.sizes import record_size
-from bridge.delivery.spool import Spool
-from bridge.delivery.store import SpooledRecord, SpoolError, SpoolFull, spool_files
-from bridge.delivery.topics import create_topics, read_to_end
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bridge.delivery.dedup import RecentDeliveries
+    from bridge.delivery.drainer import Drainer
+    from bridge.delivery.embedded import EmbeddedBroker, EmbeddedBrokerError, free_port
+    from bridge.delivery.listing import SpoolEntry, list_spooled
+    from bridge.delivery.policy import DeliveryPolicy, Outcome, OutcomeKind
+    from bridge.delivery.publisher import (
+        Publisher,
+        PublishError,
+        ReadyState,
+        body_limit_warning,
+        producer_config,
+    )
+    from bridge.delivery.sizes import record_size
+    from bridge.delivery.spool import Spool
+    from bridge.delivery.store import SpooledRecord, SpoolError, SpoolFull, spool_files
+    from bridge.delivery.topics import create_topics, read_to_end
+
+_MODULE_OF = {
+    "DeliveryPolicy": "bridge.delivery.policy",
+    "Drainer": "bridge.delivery.drainer",
+    "EmbeddedBroker": "bridge.delivery.embedded",
+    "EmbeddedBrokerError": "bridge.delivery.embedded",
+    "Outcome": "bridge.delivery.policy",
+    "OutcomeKind": "bridge.delivery.policy",
+    "PublishError": "bridge.delivery.publisher",
+    "Publisher": "bridge.delivery.publisher",
+    "ReadyState": "bridge.delivery.publisher",
+    "RecentDeliveries": "bridge.delivery.dedup",
+    "Spool": "bridge.delivery.spool",
+    "SpoolEntry": "bridge.delivery.listing",
+    "SpoolError": "bridge.delivery.store",
+    "SpoolFull": "bridge.delivery.store",
+    "SpooledRecord": "bridge.delivery.store",
+    "body_limit_warning": "bridge.delivery.publisher",
+    "create_topics": "bridge.delivery.topics",
+    "free_port": "bridge.delivery.embedded",
+    "list_spooled": "bridge.delivery.listing",
+    "producer_config": "bridge.delivery.publisher",
+    "read_to_end": "bridge.delivery.topics",
+    "record_size": "bridge.delivery.sizes",
+    "spool_files": "bridge.delivery.store",
+}
 __all__ = [
+    "DeliveryPolicy",
     "Drainer",
     "EmbeddedBroker",
     "EmbeddedBrokerError",
+    "Outcome",
+    "OutcomeKind",
     "PublishError",
     "Publisher",
     "ReadyState",
@@ -39,6 +75,12 @@ __all__ = [
     "producer_config",
     "read_to_end",
     "record_size",
-    "replay",
     "spool_files",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

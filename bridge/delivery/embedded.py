@@ -12,10 +12,12 @@ import subprocess
 import time
 from types import TracebackType
 
+from bridge.errors import BridgeError
+
 log = logging.getLogger("bridge.embedded")
 
 
-class EmbeddedBrokerError(RuntimeError):
+class EmbeddedBrokerError(BridgeError, RuntimeError):
     pass
 
 

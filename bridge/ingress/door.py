@@ -15,7 +15,7 @@ connection and at the cost of a few attribute checks per read:
   the bytes before they reach the parser, so an oversized head is never buffered; 431.
 
 The body deadline and the body-memory budget belong to the request, so the webhook endpoint
-keeps them (bridge/ingress/app.py). `serve` and `dev` pass this class as uvicorn's `http=`.
+keeps them (bridge/ingress/body.py). `serve` and `dev` pass this class as uvicorn's `http=`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import httptools
@@ -32,6 +32,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from bridge.errors import BridgeError, ErrorCode
+from bridge.ops.refusals import RefusalLog
 from bridge.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ MAX_HEADER_COUNT: Final = 100
 # File descriptors a worker needs beside its client connections: the listening socket,
 # librdkafka's broker sockets and pipes, the spool's SQLite files, logs, /proc reads.
 RESERVED_FDS: Final = 256
+EVENT_WINDOW_SECONDS: Final = 10.0
 CLOSE_REASONS: Final = (
     "connection_limit",
     "header_timeout",
@@ -54,32 +57,8 @@ CLOSE_REASONS: Final = (
 )
 
 
-class _HeadTooLarge(Exception):
+class _HeadTooLarge(BridgeError):
     """Raised from the parser's header callback to stop parsing a head with too many headers."""
-
-
-class EventLog:
-    """One log line per `window_seconds` for a kind of door event, with the count of the ones
-    not logged since: a flood of bad connections must not become a flood of log lines."""
-
-    def __init__(self, window_seconds: float = 10.0) -> None:
-        self.window_seconds = window_seconds
-        self._next: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def event(self, kind: str, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now < self._next.get(kind, 0.0):
-            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
-            return
-        self._next[kind] = now + self.window_seconds
-        more = self._suppressed.pop(kind, 0)
-        suffix = (
-            f" ({more} more since the previous line; logged once per {self.window_seconds:g} s)"
-            if more
-            else ""
-        )
-        log.warning(message + suffix, *args, extra={"door_event": kind, "suppressed": more})
 
 
 class Door:
@@ -90,25 +69,39 @@ class Door:
         self.max_header_bytes = settings.max_header_bytes
         self.header_timeout = settings.header_timeout_seconds
         self.idle_timeout = settings.keepalive_timeout_seconds
-        self.events = EventLog()
+        # One line per window and kind, with a count of the rest: a flood of bad connections
+        # must not become a flood of log lines.
+        self.events = RefusalLog(EVENT_WINDOW_SECONDS, logger=log)
         self._closed = {}
         self._open_gauge = None
         if metrics is not None:
             self._open_gauge = metrics.connections_open
             self._closed = {reason: metrics.connections_closed.labels(reason) for reason in CLOSE_REASONS}
         self._limit_answer = _answer(
-            503,
-            "connection_limit",
+            ErrorCode.CONNECTION_LIMIT,
             f"this process has {self.max_connections} connections open (BRIDGE_MAX_CONNECTIONS); retry later",
             retry_after=True,
         )
         self._head_answer = _answer(
-            431,
-            "header_too_large",
+            ErrorCode.HEADER_TOO_LARGE,
             f"the request line and headers exceed {self.max_header_bytes} bytes or {MAX_HEADER_COUNT} "
             "headers (BRIDGE_MAX_HEADER_BYTES)",
         )
-        self._bad_request = _answer(400, "bad_request", "invalid HTTP request")
+        self._bad_request = _answer(ErrorCode.BAD_REQUEST, "invalid HTTP request")
+
+    def event(self, kind: str, message: str, *args: object, extra: Mapping[str, Any] | None = None) -> None:
+        """A door event (a refused connection, a body that never came): logged with its kind in
+        `door_event`, the first of each kind per window; the window's count follows in one line."""
+        self.events.once(
+            kind,
+            logging.WARNING,
+            message,
+            *args,
+            extra={**(extra or {}), "door_event": kind},
+            summary=f"door event(s) {kind}",
+            summary_fields={"door_event": kind},
+            count_field="suppressed",
+        )
 
     def opened(self) -> None:
         if self._open_gauge is not None:
@@ -124,9 +117,10 @@ class Door:
             counter.inc()
 
 
-def _answer(status: int, error: str, detail: str, retry_after: bool = False) -> bytes:
+def _answer(error: ErrorCode, detail: str, retry_after: bool = False) -> bytes:
     """A complete HTTP/1.1 answer that closes the connection, built once at start-up."""
-    body = orjson.dumps({"error": error, "detail": detail})
+    status = error.status
+    body = orjson.dumps({"error": error.value, "detail": detail})
     phrase = {400: "Bad Request", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}[status]
     head = (
         f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
@@ -180,7 +174,7 @@ class DoorProtocol(HttpToolsProtocol):
         if len(self.connections) > door.max_connections:
             self.connections.discard(self)
             door.closed("connection_limit")
-            door.events.event(
+            door.event(
                 "connection_limit",
                 "connection limit reached: %d connections open (BRIDGE_MAX_CONNECTIONS); new ones are "
                 "answered 503 and closed",
@@ -272,7 +266,7 @@ class DoorProtocol(HttpToolsProtocol):
     def _refuse_head(self) -> None:
         door = self.door
         door.closed("header_too_large")
-        door.events.event(
+        door.event(
             "header_too_large",
             "request head over %d bytes or %d headers from %s: answered 431 and closed "
             "(BRIDGE_MAX_HEADER_BYTES)",

@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bridge.errors import SignatureFailure
+from bridge.errors import BridgeError, SignatureFailure
 
 HEADER_NAME = "unit21-signature"
 # Unit21 sends `t=<10 digits>,s0=<64 hex>` (~80 bytes); a few more entries during a secret
@@ -23,7 +23,7 @@ MAX_ENTRIES = 16
 MAX_TIMESTAMP_DIGITS = 12
 
 
-class SignatureError(Exception):
+class SignatureError(BridgeError):
     def __init__(self, reason: SignatureFailure, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason

@@ -45,7 +45,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from bridge import __version__
-from bridge.errors import SPOOL_OPERATIONS, SignatureFailure
+from bridge.errors import SPOOL_OPERATIONS, ErrorCode, SignatureFailure
 from bridge.settings import ConfigError, Settings
 
 NAMESPACE: Final = "unit21_bridge"
@@ -70,23 +70,13 @@ DELIVERY_FAILURE_REASONS: Final = (
     "rejected",
 )
 SPOOLED_REASONS: Final = ("timeout", "broker_error", "kafka_disconnected", "key_in_spool")
-# The JSON "error" word of every non-2xx the webhook endpoint answers on purpose.
-REFUSAL_REASONS: Final = (
-    "overloaded",
-    "spool_full",
-    "kafka_unavailable",
-    "spool_error",
-    "not_ready",
-    "body_timeout",
-    "invalid_signature",
-    "bad_request",
-    "method_not_allowed",
-    "payload_too_large",
-    "unsupported_media_type",
-    "invalid_json",
-    "record_too_large",
-    "kafka_rejected",
+# The JSON "error" word of every non-2xx the webhook endpoint answers on purpose: every
+# ErrorCode but the connection layer's own answers (connections_closed_total counts those), the
+# router's 404 and a bug's internal_error.
+_NOT_ENDPOINT_REFUSALS: Final = frozenset(
+    {ErrorCode.NOT_FOUND, ErrorCode.HEADER_TOO_LARGE, ErrorCode.CONNECTION_LIMIT, ErrorCode.INTERNAL_ERROR}
 )
+REFUSAL_REASONS: Final = tuple(code.value for code in ErrorCode if code not in _NOT_ENDPOINT_REFUSALS)
 # Statuses answered before the body is parsed, so with action="none".
 DOOR_STATUSES: Final = ("400", "401", "405", "413", "415", "503")
 KAFKA_CLIENT_ERRORS: Final = ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_AUTHENTICATION", "_RESOLVE")

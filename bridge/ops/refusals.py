@@ -10,10 +10,12 @@ are counted, then summed up in one line when the window ends. Metrics still coun
 The same mechanism keeps other failures that come by the thousand to a line per window: 503s
 answered after the body was read because the spool cannot write, the spool's own failed
 writes, deletes and reads (bridge/delivery/spool.py), 4xx answers without an event_id (a sender with a
-wrong secret, a scanner) and librdkafka's lines during an outage (a disconnect and two
-connect failures per broker and retry, bridge/delivery/publisher.py), each with its own logger, level
-and summary. Each kind (an error word, an operation, a librdkafka facility) has its own
-window, so a new kind of problem is always logged at once.
+wrong secret, a scanner), the door's events (a connection over the cap, an oversized head, a
+body that times out or stops short: bridge/ingress/door.py, per 10 s) and librdkafka's lines
+during an outage (a disconnect and two connect failures per broker and retry,
+bridge/delivery/publisher.py), each with its own logger, level and summary. Each kind (an
+error word, an operation, a librdkafka facility) has its own window, so a new kind of problem
+is always logged at once.
 """
 
 from __future__ import annotations

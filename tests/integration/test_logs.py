@@ -71,7 +71,7 @@ def test_one_structured_line_per_request_without_body_or_secrets(
     assert isinstance(accepted["latency_ms"], float)
     assert accepted["ts"].endswith("+00:00")
     assert rejected["status"] == 401
-    assert rejected["error"] == "signature:no_matching_signature"
+    assert (rejected["error"], rejected["cause"]) == ("invalid_signature", "no_matching_signature")
 
     everything = json_log.getvalue()
     for forbidden in (

@@ -77,5 +77,6 @@ def test_refused_webhook_has_a_span_but_no_publish(kafka: KafkaCluster, prefix: 
         assert client.post("/webhooks/unit21", content=body, headers=headers).status_code == 401
     [server] = exporter.get_finished_spans()
     assert server.attributes is not None
-    assert server.attributes["unit21.error"] == "signature:no_matching_signature"
+    assert server.attributes["unit21.error"] == "invalid_signature"
+    assert server.attributes["unit21.cause"] == "no_matching_signature"
     assert server.status.status_code is StatusCode.UNSET  # a 4xx is the client's problem

@@ -1,4 +1,5 @@
-"""The handler's delivery table: what each Kafka/spool outcome answers (no broker needed)."""
+"""The delivery policy's table and its answers: what each Kafka/spool outcome becomes (no broker
+needed: the publisher's failures are simulated; tests/integration/test_policy.py uses a real one)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from starlette.responses import Response
 
 from bridge.contract.parsing import event_id, parse
 from bridge.contract.records import Delivery, OutgoingMessage
-from bridge.delivery import Spool
+from bridge.delivery.policy import DeliveryPolicy, Outcome, OutcomeKind
 from bridge.delivery.publisher import PublishError
-from bridge.ingress.app import Runtime, WebhookEndpoint
+from bridge.delivery.spool import Spool
+from bridge.ingress.answers import answer
+from bridge.ingress.runtime import Runtime
 from bridge.settings import Settings
 from tests.support import EXAMPLES
 
@@ -43,11 +46,16 @@ class FakePublisher:
 
 def setup(
     tmp_path: Path, publisher: FakePublisher, *, spool: bool = True, max_bytes: int = 1 << 20
-) -> tuple[WebhookEndpoint, OutgoingMessage]:
+) -> tuple[DeliveryPolicy, OutgoingMessage]:
     settings = Settings.from_env({}, spool_enabled=spool, spool_dir=tmp_path)
     runtime = Runtime.from_settings(settings)
-    runtime.publisher = publisher  # type: ignore[assignment]
-    runtime.spool = Spool(tmp_path, max_bytes) if spool else None
+    policy = DeliveryPolicy(
+        publisher,  # type: ignore[arg-type]
+        Spool(tmp_path, max_bytes) if spool else None,
+        runtime.recent,
+        runtime.metrics,
+        runtime.tracing,
+    )
     message = runtime.builder.build(
         BODY,
         parse(BODY),
@@ -55,15 +63,12 @@ def setup(
         received_at_ms=int(time.time() * 1000),
         signature_timestamp=None,
     )
-    return WebhookEndpoint(runtime), message
+    return policy, message
 
 
-def deliver(endpoint: WebhookEndpoint, message: OutgoingMessage) -> tuple[Response, dict[str, Any]]:
-    async def go() -> tuple[Response, dict[str, Any]]:
-        context: dict[str, Any] = {}
-        return await endpoint._publish(message, context), context
-
-    return asyncio.run(go())
+def deliver(policy: DeliveryPolicy, message: OutgoingMessage) -> tuple[Response, Outcome]:
+    outcome = asyncio.run(policy.deliver(message))
+    return answer(outcome), outcome
 
 
 def body(response: Response) -> dict[str, Any]:
@@ -72,8 +77,8 @@ def body(response: Response) -> dict[str, Any]:
 
 
 def test_ack_is_200_with_where_it_landed(tmp_path: Path) -> None:
-    endpoint, message = setup(tmp_path, FakePublisher())
-    response, _ = deliver(endpoint, message)
+    policy, message = setup(tmp_path, FakePublisher())
+    response, _ = deliver(policy, message)
     assert response.status_code == 200
     assert body(response) == {
         "event_id": message.event_id,
@@ -87,8 +92,8 @@ def test_ack_is_200_with_where_it_landed(tmp_path: Path) -> None:
 @pytest.mark.parametrize("failure", ["timeout", "broker_error"])
 def test_no_ack_is_spooled_and_answered_202(tmp_path: Path, failure: str) -> None:
     publisher = FakePublisher(failure)
-    endpoint, message = setup(tmp_path, publisher)
-    response, context = deliver(endpoint, message)
+    policy, message = setup(tmp_path, publisher)
+    response, outcome = deliver(policy, message)
     assert response.status_code == 202
     assert body(response) == {
         "event_id": message.event_id,
@@ -96,73 +101,73 @@ def test_no_ack_is_spooled_and_answered_202(tmp_path: Path, failure: str) -> Non
         "spooled": True,
         "outcome": "published",
     }
-    assert context["spool_reason"] == failure
-    spool = endpoint.runtime.spool
+    assert outcome.spool_reason == failure
+    spool = policy.spool
     assert spool is not None and spool.depth() == 1 and spool.holds(message.topic, message.key)
 
 
 def test_known_disconnected_producer_spools_without_waiting(tmp_path: Path) -> None:
     publisher = FakePublisher(connected=False)
-    endpoint, message = setup(tmp_path, publisher)
-    response, context = deliver(endpoint, message)
-    assert (response.status_code, context["spool_reason"], publisher.calls) == (202, "kafka_disconnected", 0)
+    policy, message = setup(tmp_path, publisher)
+    response, outcome = deliver(policy, message)
+    assert (response.status_code, outcome.spool_reason, publisher.calls) == (202, "kafka_disconnected", 0)
 
 
 def test_a_key_waiting_in_the_spool_sends_its_next_record_behind_it(tmp_path: Path) -> None:
     publisher = FakePublisher()
-    endpoint, message = setup(tmp_path, publisher)
-    spool = endpoint.runtime.spool
+    policy, message = setup(tmp_path, publisher)
+    spool = policy.spool
     assert spool is not None
     asyncio.run(spool.append(message.topic, message.key, b"earlier", [], "earlier"))
-    response, context = deliver(endpoint, message)
-    assert (response.status_code, context["spool_reason"], publisher.calls) == (202, "key_in_spool", 0)
+    response, outcome = deliver(policy, message)
+    assert (response.status_code, outcome.spool_reason, publisher.calls) == (202, "key_in_spool", 0)
 
 
 def test_queue_full_is_503_at_once_and_not_spooled(tmp_path: Path) -> None:
-    endpoint, message = setup(tmp_path, FakePublisher("queue_full"))
-    response, _ = deliver(endpoint, message)
+    policy, message = setup(tmp_path, FakePublisher("queue_full"))
+    response, _ = deliver(policy, message)
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
-    assert endpoint.runtime.spool is not None and endpoint.runtime.spool.depth() == 0
+    assert policy.spool is not None and policy.spool.depth() == 0
 
 
 def test_without_a_spool_a_failed_delivery_is_503(tmp_path: Path) -> None:
-    endpoint, message = setup(tmp_path, FakePublisher("timeout"), spool=False)
-    response, _ = deliver(endpoint, message)
+    policy, message = setup(tmp_path, FakePublisher("timeout"), spool=False)
+    response, _ = deliver(policy, message)
     assert response.status_code == 503 and body(response)["error"] == "kafka_unavailable"
 
 
 def test_a_full_spool_is_503_with_retry_after(tmp_path: Path) -> None:
-    endpoint, message = setup(tmp_path, FakePublisher("timeout"), max_bytes=64)
-    response, _ = deliver(endpoint, message)
+    policy, message = setup(tmp_path, FakePublisher("timeout"), max_bytes=64)
+    response, _ = deliver(policy, message)
     assert response.status_code == 503 and response.headers["retry-after"]
     assert body(response)["error"] == "spool_full"
 
 
 def test_a_duplicate_gets_the_first_answer_and_is_not_published_again(tmp_path: Path) -> None:
     publisher = FakePublisher()
-    endpoint, message = setup(tmp_path, publisher)
-    first, _ = deliver(endpoint, message)
-    second, context = deliver(endpoint, message)
+    policy, message = setup(tmp_path, publisher)
+    first, _ = deliver(policy, message)
+    second, outcome = deliver(policy, message)
     assert publisher.calls == 1
-    assert second.status_code == 200 and context["duplicate"] is True
+    assert second.status_code == 200 and outcome.kind is OutcomeKind.DUPLICATE
     assert body(second) == {**body(first), "duplicate": True}
 
 
 def test_a_spooled_webhook_is_a_duplicate_too(tmp_path: Path) -> None:
     publisher = FakePublisher("timeout")
-    endpoint, message = setup(tmp_path, publisher)
-    deliver(endpoint, message)
-    second, _ = deliver(endpoint, message)
+    policy, message = setup(tmp_path, publisher)
+    deliver(policy, message)
+    second, _ = deliver(policy, message)
     assert publisher.calls == 1
     assert second.status_code == 200 and body(second)["spooled"] is True
-    assert endpoint.runtime.spool is not None and endpoint.runtime.spool.depth() == 1
+    assert policy.spool is not None and policy.spool.depth() == 1
 
 
 def test_a_failed_delivery_is_not_remembered(tmp_path: Path) -> None:
     publisher = FakePublisher("queue_full")
-    endpoint, message = setup(tmp_path, publisher)
-    deliver(endpoint, message)
+    policy, message = setup(tmp_path, publisher)
+    deliver(policy, message)
     publisher.failure = None
-    retry, _ = deliver(endpoint, message)
+    retry, _ = deliver(policy, message)
     assert retry.status_code == 200 and publisher.calls == 2

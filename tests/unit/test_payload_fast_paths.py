@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bridge.contract.parsing import MAX_DEPTH, PayloadError, _deeper_than, needs_exact_path, parse
+from bridge.contract.parsing import MAX_DEPTH, PayloadError, deeper_than, needs_exact_path, parse
 from tests.exact_json import canonical, expected, number_texts, tagged
 
 _ALPHABET = st.sampled_from(
@@ -148,7 +148,7 @@ def test_the_nesting_check_agrees_with_the_obvious_depth(levels: int, siblings: 
     for level in range(levels):
         extra = [[1, {"k": []}]] * siblings
         doc = {"v": doc, **{f"s{i}": x for i, x in enumerate(extra)}} if level % 2 else [doc, *extra]
-    assert _deeper_than(doc, MAX_DEPTH) == (_depth(doc) > MAX_DEPTH)
+    assert deeper_than(doc, MAX_DEPTH) == (_depth(doc) > MAX_DEPTH)
 
 
 def test_a_wide_shallow_body_is_not_mistaken_for_a_deep_one() -> None:

@@ -88,3 +88,24 @@ def test_lines_from_a_thread_without_a_loop_are_counted_then_summed_up(
         ("kafka error: Connection refused", None),
         ("1 more kafka error(s) _TRANSPORT in the last 30.0 s; logged once per window", 1),
     ]
+
+
+def test_door_events_share_the_one_rate_limiter(caplog: pytest.LogCaptureFixture) -> None:
+    from bridge.ingress import Door
+    from bridge.settings import Settings
+
+    door = Door(Settings.from_env({}, max_connections=16))
+    with caplog.at_level(logging.WARNING, logger="bridge.door"):
+        for _ in range(5):
+            door.event("connection_limit", "connection limit reached: %d connections open", 16)
+        door.event("header_too_large", "request head too large")  # another kind: logged at once
+        door.events.flush()  # as at shutdown
+    assert [(r.getMessage(), r.door_event, getattr(r, "suppressed", None)) for r in caplog.records] == [
+        ("connection limit reached: 16 connections open", "connection_limit", None),
+        ("request head too large", "header_too_large", None),
+        (
+            "4 more door event(s) connection_limit in the last 10.0 s; logged once per window",
+            "connection_limit",
+            4,
+        ),
+    ]
