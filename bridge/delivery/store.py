@@ -126,16 +126,17 @@ class Store:
             self.db.close()
             raise
 
-    def summary(self) -> Summary:
-        """Counts of every row (for the in-memory counters of a file taken over as it is)."""
+    def summary(self, table: str = "main.records") -> Summary:
+        """Counts of every row of `table` (ours, or an attached orphan's): the in-memory counters
+        of a file taken over as it is, or adopted."""
         count, size, oldest = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(enqueued_at) FROM records"
+            f"SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(enqueued_at) FROM {table}"
         ).fetchone()
         keys: Counter[SpoolKey] = Counter(
             {
                 (topic, key): n
                 for topic, key, n in self.db.execute(
-                    "SELECT topic, key, COUNT(*) FROM records GROUP BY topic, key"
+                    f"SELECT topic, key, COUNT(*) FROM {table} GROUP BY topic, key"
                 )
             }
         )
@@ -220,22 +221,12 @@ class Store:
             if not has_table:
                 return Summary()
             with self._transaction():
-                count, size, oldest = self.db.execute(
-                    "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(enqueued_at) FROM orphan.records"
-                ).fetchone()
-                keys: Counter[SpoolKey] = Counter(
-                    {
-                        (topic, key): n
-                        for topic, key, n in self.db.execute(
-                            "SELECT topic, key, COUNT(*) FROM orphan.records GROUP BY topic, key"
-                        )
-                    }
-                )
+                adopted = self.summary("orphan.records")
                 self.db.execute(
                     f"INSERT INTO main.records ({_COLUMNS}) "
                     f"SELECT {_COLUMNS} FROM orphan.records ORDER BY seq"
                 )
-            return Summary(count, size, oldest, keys)
+            return adopted
         finally:
             self.db.execute("DETACH DATABASE orphan")
 

@@ -74,23 +74,14 @@ class WebhookEndpoint:
         rule = rule_of(result)
         status = int(str(fields["status"]))
         error, detail = str(fields.get("error", status)), str(fields.get("detail", ""))
+        latency_ms = float(str(fields["latency_ms"]))
         if rule.log_as is LogAs.WINDOW:
-            latency_ms = float(str(fields["latency_ms"]))
             self.runtime.refusals.refused(error, detail, latency_ms, fields, status=status)
         elif rule.log_as is LogAs.DOOR:
             self.door.event(error, "webhook answered %d (%s): %s", status, error, detail, extra=fields)
         elif 400 <= status < 500 and "event_id" not in fields:
             # No event_id: a wrong secret, a scanner, a broken sender. Its repeats say nothing new.
-            self.runtime.refusals.once(
-                error,
-                rule.level,
-                "webhook answered %d",
-                status,
-                extra=fields,
-                summary=f"webhook request(s) answered {status} ({error})",
-                summary_fields={"error": error, "status": status},
-                count_field="refused",
-            )
+            self.runtime.refusals.refused(error, detail, latency_ms, fields, status=status, level=rule.level)
         else:
             log.log(rule.level, "webhook answered %d", status, extra=fields)
 

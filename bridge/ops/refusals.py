@@ -82,8 +82,10 @@ class RefusalLog:
         context: Mapping[str, Any] | None = None,
         *,
         status: int = 503,
+        level: int | None = None,
     ) -> None:
-        """A webhook refused; `context` adds the request's fields (event_id...) to the line."""
+        """A webhook refused; `context` adds the request's fields (event_id...) to the line.
+        A 503 is logged once per window with the count of the rest; other statuses once per kind."""
         extra = {
             **(context or {}),
             "error": error,
@@ -96,7 +98,7 @@ class RefusalLog:
             return
         self.once(
             error,
-            self._level,
+            self._level if level is None else level,
             "webhook answered %d",
             status,
             extra=extra,
