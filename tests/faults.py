@@ -319,6 +319,11 @@ class Load:
             raise AssertionError("the load's senders did not stop within 60 s of being told to")
         return self.run
 
+    def run_for(self, seconds: float) -> LoadRun:
+        """Posts until `limit` webhooks are answered or `seconds` pass, whichever comes first."""
+        self._thread.join(timeout=seconds)
+        return self.stop()
+
     def join(self, timeout: float = 120) -> LoadRun:
         """Waits for `limit` webhooks to be answered; fails, and stops the senders, after `timeout`."""
         self._thread.join(timeout=timeout)
