@@ -110,7 +110,7 @@ def test_a_spooled_record_is_byte_identical_to_a_direct_one(
         finally:
             publisher.close(5)
 
-    asyncio.run(scenario())
+    asyncio.run(asyncio.wait_for(scenario(), 60))
     records = read_topic(kafka.bootstrap_servers, f"{prefix}alert", 2)
     by_id = {r.headers["event_id"].decode(): r for r in records}
     for message in messages:
@@ -393,7 +393,7 @@ def test_a_spooled_record_kafka_refuses_for_good_is_parked_and_delivered_after_a
         await spool.close()  # the parked record stays on disk for the next process
         return took, detail
 
-    took, detail = asyncio.run(first_process())
+    took, detail = asyncio.run(asyncio.wait_for(first_process(), 60))
     refusals = value(
         parse_metrics(metrics.render().decode()),
         "unit21_bridge_delivery_failures_total",
@@ -420,7 +420,7 @@ def test_a_spooled_record_kafka_refuses_for_good_is_parked_and_delivered_after_a
         await spool.close()
         return depth
 
-    assert asyncio.run(next_process()) == 0
+    assert asyncio.run(asyncio.wait_for(next_process(), 60)) == 0
     records = read_topic(kafka.bootstrap_servers, f"{prefix}alert", 4)
     by_id = {r.headers["event_id"].decode(): r for r in records}
     assert by_id[messages[1].event_id].value == messages[1].value
