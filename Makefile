@@ -29,7 +29,7 @@ test-fast: $(STAMP)
 
 # The configuration reference; tests/unit/test_config_docs.py fails when it is stale.
 config-docs: $(STAMP)
-	$(BIN)/python -m bridge.config_docs > docs/configuration.md
+	$(BIN)/python -m bridge.contract.settings_reference > docs/configuration.md
 
 # The Java and Node example consumers (examples/consumers/) against records the bridge produced on
 # the embedded broker; `make test` runs the same tests with the whole suite.
