@@ -161,11 +161,11 @@ def test_unreachable_kafka_is_spooled_then_delivered_by_the_next_process(
 
     online = offline.model_copy(update={"spool_dir": spool_dir})
     with TestClient(create_app(online)) as client:
-        for _ in range(100):
-            if client.get("/readyz").json()["detail"]["spool"]["depth"] == 0:
-                break
-            time.sleep(0.05)
-        assert client.get("/readyz").json()["detail"]["spool"]["depth"] == 0
+        wait_until(
+            lambda: client.get("/readyz").json()["detail"]["spool"]["depth"] == 0,
+            30,
+            "the next process draining the spool",
+        )
     records = read_topic(cuttable.bootstrap, f"{prefix}alert", 1)
     assert [r.headers["event_id"].decode() for r in records] == [event_id(BODY)]
     assert not list(spool_dir.iterdir()), "an empty spool leaves no file behind"
