@@ -10,6 +10,11 @@ Conventions the schemas follow (checked when compiling):
 - ``{"type": "string", "unit21.format": "json"}`` holds a value of any shape as JSON text;
 - each record ends with the bridge-owned ``extras`` (unknown fields -> JSON text) and ``absent``
   (fields that were missing, as opposed to null), which make the conversion lossless.
+
+A non-null union value is written in fastavro's tuple notation, ``(branch name, value)``
+("Using the tuple notation to specify which branch of a union to take", fastavro's docs; the
+notation confluent-kafka's AvroSerializer points to as well): the branch is known when the
+schema is compiled, so the encoder does not validate the value against each branch per record.
 """
 
 from __future__ import annotations
@@ -115,7 +120,8 @@ class RecordNormalizer:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.fields: list[tuple[str, Convert, Inverse]] = []
+        # (field name, union branch name for the tuple notation, convert, inverse)
+        self.fields: list[tuple[str, str, Convert, Inverse]] = []
         self.field_names: frozenset[str] = frozenset()
 
     def convert(self, value: Any, path: str, issues: Issues) -> Any:
@@ -124,10 +130,10 @@ class RecordNormalizer:
             return None
         out: dict[str, Any] = {}
         absent: list[str] = []
-        for name, convert, _ in self.fields:
+        for name, branch, convert, _ in self.fields:
             if name in value:
                 item = value[name]
-                out[name] = None if item is None else convert(item, _child(path, name), issues)
+                out[name] = None if item is None else (branch, convert(item, _child(path, name), issues))
             else:
                 out[name] = None
                 absent.append(name)
@@ -139,7 +145,7 @@ class RecordNormalizer:
     def reassemble(self, record: dict[str, Any]) -> dict[str, Any]:
         absent = set(record.get(ABSENT_FIELD) or ())
         out: dict[str, Any] = {}
-        for name, _, inverse in self.fields:
+        for name, _, _, inverse in self.fields:
             if name in absent:
                 continue
             value = record.get(name)
@@ -156,6 +162,16 @@ class RecordNormalizer:
             raise NormalizationError([ValidationIssue(path, reason) for path, reason in issues])
         assert isinstance(record, dict)
         return record
+
+
+def branch_name(schema: Any) -> str:
+    """The name fastavro's tuple notation gives a union branch: a named type's full name, else
+    its type ("long" for a timestamp-millis long, "array", "string")."""
+    if isinstance(schema, str):
+        return schema
+    if schema["type"] in ("record", "enum", "fixed"):
+        return str(schema["name"])
+    return str(schema["type"])
 
 
 class _Compiler:
@@ -179,8 +195,8 @@ class _Compiler:
                     f"{schema['name']}.{field['name']}: Unit21 fields must be ['null', T] with default null"
                 )
             convert, inverse = self.compile(field_type[1])
-            normalizer.fields.append((field["name"], convert, inverse))
-        normalizer.field_names = frozenset(name for name, _, _ in normalizer.fields)
+            normalizer.fields.append((field["name"], branch_name(field_type[1]), convert, inverse))
+        normalizer.field_names = frozenset(name for name, _, _, _ in normalizer.fields)
         return normalizer
 
     def compile(self, schema: Any) -> tuple[Convert, Inverse]:
