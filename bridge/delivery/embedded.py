@@ -50,6 +50,13 @@ class EmbeddedBroker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.advertised_port}"
 
+    @property
+    def pid(self) -> int:
+        """The broker process's id (the bench pins it to its own cores)."""
+        if self._process is None:
+            raise EmbeddedBrokerError("the broker is not running")
+        return self._process.pid
+
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         binary = broker_binary()
         self._process = subprocess.Popen(

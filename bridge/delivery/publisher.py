@@ -17,13 +17,15 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from bridge.contract.records import Delivery
+from bridge.delivery.sizes import record_size
+from bridge.errors import BridgeError
 from bridge.ops.refusals import RefusalLog
 from bridge.settings import Settings
 
@@ -50,7 +52,7 @@ KAFKA_LOG_WINDOW_SECONDS = 30.0
 _librdkafka_log = logging.getLogger("bridge.librdkafka")
 
 
-class PublishError(Exception):
+class PublishError(BridgeError):
     """The record was not acknowledged; the caller must not answer 2xx on this path."""
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -237,9 +239,9 @@ class Publisher:
     def refuses(self, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]]) -> PublishError | None:
         """The error produce() would raise for a record over message.max.bytes, without producing.
 
-        Counts key, value and headers only (librdkafka adds a few bytes of framing), so it never
-        refuses a record librdkafka would take."""
-        size = len(key) + len(value) + sum(len(name) + len(data) for name, data in headers)
+        Measured by `record_size`, as the spool measures it: it never refuses a record librdkafka
+        would take."""
+        size = record_size(key, value, headers)
         if size <= self.max_message_bytes:
             return None
         self._count_failure("too_large")
@@ -262,28 +264,7 @@ class Publisher:
             self._reset_producer()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Delivery] = loop.create_future()
-        metrics = self._metrics
-        sent = time.perf_counter()
-
-        def on_delivery(err: KafkaError | None, msg: Any) -> None:
-            if metrics is not None:
-                metrics.observe_delivery(topic, time.perf_counter() - sent, err is None, path)
-                if err is not None:
-                    metrics.delivery_failures.labels(_failure_reason(err), path).inc()
-            if err is not None:
-                if err.code() in _RESET_ERRORS or err.fatal():
-                    self._reset_requested = True
-                    self.connected = False
-                result: Any = err
-                complete: Any = _fail
-            else:
-                self.connected = True
-                result, complete = Delivery(msg.topic(), msg.partition(), msg.offset()), _succeed
-            if threading.get_ident() == self._loop_thread:
-                complete(future, result)
-            else:  # a flush on another thread: shutdown, or a retired producer
-                loop.call_soon_threadsafe(complete, future, result)
-
+        on_delivery = self._reporter(loop, future, topic, path)
         try:
             self._producer.produce(
                 topic,
@@ -313,6 +294,34 @@ class Publisher:
             raise PublishError(
                 "timeout", f"no acknowledgement from Kafka within {self._delivery_timeout:.1f} s"
             ) from None
+
+    def _reporter(
+        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Delivery], topic: str, path: str
+    ) -> Callable[[KafkaError | None, Any], None]:
+        """The delivery callback of one message: completes `future` and observes the metrics."""
+        metrics = self._metrics
+        sent = time.perf_counter()
+
+        def on_delivery(err: KafkaError | None, msg: Any) -> None:
+            if metrics is not None:
+                metrics.observe_delivery(topic, time.perf_counter() - sent, err is None, path)
+                if err is not None:
+                    metrics.delivery_failures.labels(_failure_reason(err), path).inc()
+            if err is not None:
+                if err.code() in _RESET_ERRORS or err.fatal():
+                    self._reset_requested = True
+                    self.connected = False
+                result: Any = err
+                complete: Any = _fail
+            else:
+                self.connected = True
+                result, complete = Delivery(msg.topic(), msg.partition(), msg.offset()), _succeed
+            if threading.get_ident() == self._loop_thread:
+                complete(future, result)
+            else:  # a flush on another thread: shutdown, or a retired producer
+                loop.call_soon_threadsafe(complete, future, result)
+
+        return on_delivery
 
     def _reset_producer(self) -> None:
         """Replace the producer after a timed-out or fatal delivery.

@@ -1,21 +1,9 @@
 """Durable local spool: records Kafka did not acknowledge in time wait on disk until it does.
 
-A record is appended (and fsync'ed) before the request is answered 202; the `Drainer` sends
-spooled records to Kafka in spool order and deletes each one only after the broker's ack.
-
-Why SQLite (the standard library's `sqlite3`) and not a file format of our own: a write-ahead
-log that survives kill -9 and power loss needs atomic appends, torn-write detection, crash
-recovery, compaction of consumed entries and a way to delete from the head while appending
-at the tail. SQLite in WAL mode with `synchronous=FULL` gives all of that (one fsync of the
-WAL per commit), is among the most tested storage engines there is, needs no new dependency
-and can be inspected with the `sqlite3` shell when something looks wrong.
-
-Layout: one database per process in BRIDGE_SPOOL_DIR, `spool-<pid>-<random>.db`, beside a
-`.lock` file on which the process holds an exclusive `flock` for its whole life. A database
-whose lock is free belongs to a process that is gone (a crash, kill -9, a replaced uvicorn
-worker): a live process adopts it — copies its rows behind its own in one transaction, then
-deletes it — at start-up and every ORPHAN_SCAN_SECONDS. The lock guarantees that two live
-processes never drain the same file.
+A record is appended (and fsync'ed) before the request is answered 202; the drainer
+(bridge/delivery/drainer.py) sends spooled records to Kafka in spool order and deletes each one
+only after the broker's ack. The storage (one SQLite file per process) is bridge/delivery/store.py;
+the files of processes that are gone are adopted by bridge/delivery/adoption.py.
 
 Threads: every SQLite call runs on one dedicated thread. The asyncio side keeps the counters
 (depth, bytes, which keys are spooled), so the request path reads them without disk I/O.
@@ -34,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import secrets
@@ -42,97 +29,41 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import orjson
-
+from bridge.delivery.adoption import adopt_orphans, take_over_an_orphan
+from bridge.delivery.sizes import Headers, record_size
+from bridge.delivery.store import (
+    DB_SUFFIX,
+    DISK_ERRORS,
+    FILE_PREFIX,
+    LOCK_SUFFIX,
+    Row,
+    SpooledRecord,
+    SpoolError,
+    SpoolFull,
+    SpoolKey,
+    Store,
+    Summary,
+    encode_headers,
+    lock_file,
+    remove_files,
+)
 from bridge.errors import SPOOL_OPERATIONS
 from bridge.ops.refusals import RefusalLog
 
+__all__ = ["OPERATIONS", "Spool", "SpoolError", "SpoolFull", "SpooledRecord"]
+
 log = logging.getLogger("bridge.spool")
 
-SCHEMA_VERSION = 1
-FILE_PREFIX = "spool-"
-ORPHAN_SCAN_SECONDS = 30.0
 OPERATIONS = SPOOL_OPERATIONS
 # Retrying a failed deletion or probing a failed disk: first after this long, doubling up to the maximum.
 REPAIR_MIN_SECONDS = 0.5
 REPAIR_MAX_SECONDS = 5.0
-PROBE_BYTES = 64 * 1024
-_DB_SUFFIX = ".db"
-_LOCK_SUFFIX = ".lock"
-_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    key BLOB NOT NULL,
-    value BLOB NOT NULL,
-    headers BLOB NOT NULL,
-    event_id TEXT NOT NULL,
-    enqueued_at REAL NOT NULL,
-    size INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS records_enqueued_at ON records (enqueued_at);
-"""
-_COLUMNS = "topic, key, value, headers, event_id, enqueued_at, size"
-
-Headers = Sequence[tuple[str, bytes]]
-Row = tuple[str, bytes, bytes, bytes, str, float, int]
-SpoolKey = tuple[str, bytes]  # (topic, key): what decides the partition, so what must stay in order
-
-
-class SpoolError(RuntimeError):
-    """The spool could not take the record; the caller must not answer 2xx."""
-
-
-class SpoolFull(SpoolError):
-    """BRIDGE_SPOOL_MAX_BYTES reached: answer 503 with Retry-After."""
-
-
-# What a failing disk raises through SQLite and the file calls; SpoolError: the file is being replaced.
-_DISK_ERRORS = (sqlite3.Error, OSError, SpoolError)
-
-
-@dataclass(frozen=True, slots=True)
-class SpooledRecord:
-    seq: int
-    topic: str
-    key: bytes
-    value: bytes
-    headers: list[tuple[str, bytes]]
-    event_id: str
-    enqueued_at: float  # epoch seconds
-    size: int
-
-
-def record_size(topic: str, key: bytes, value: bytes, headers: Headers) -> int:
-    return len(topic) + len(key) + len(value) + sum(len(name) + len(data) for name, data in headers)
-
-
-def encode_headers(headers: Headers) -> bytes:
-    # latin-1 maps each byte to one code point and back, so header values survive byte for byte.
-    return orjson.dumps([[name, data.decode("latin-1")] for name, data in headers])
-
-
-def decode_headers(data: bytes) -> list[tuple[str, bytes]]:
-    return [(name, value.encode("latin-1")) for name, value in orjson.loads(data)]
-
-
-@dataclass
-class _Summary:
-    """Counts of a set of rows, folded into the in-memory counters."""
-
-    count: int = 0
-    size: int = 0
-    oldest: float | None = None
-    keys: Counter[SpoolKey] = field(default_factory=Counter)
-    error: BaseException | None = None  # our disk failed during the scan; the rest waits for the next one
 
 
 @dataclass
@@ -142,215 +73,6 @@ class _Failure:
     since: float
     error: str
     count: int = 1
-
-
-class _Store:
-    """One SQLite spool file. Only the spool thread calls its methods."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
-            mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise SpoolError(f"{path}: SQLite refused WAL mode (got {mode}); is the file system local?")
-            # FULL: the WAL is fsync'ed at every commit, so a 202 survives a power loss, not only a crash.
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA journal_size_limit=67108864")
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise SpoolError(
-                    f"{path}: spool format {version} is newer than this bridge ({SCHEMA_VERSION})"
-                )
-            self.db.executescript(_SCHEMA)
-            if version != SCHEMA_VERSION:  # written only when it changes: opening needs no room
-                self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except BaseException:
-            self.db.close()
-            raise
-
-    def summary(self) -> _Summary:
-        """Counts of every row (for the in-memory counters of a file taken over as it is)."""
-        count, size, oldest = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(enqueued_at) FROM records"
-        ).fetchone()
-        keys: Counter[SpoolKey] = Counter(
-            {
-                (topic, key): n
-                for topic, key, n in self.db.execute(
-                    "SELECT topic, key, COUNT(*) FROM records GROUP BY topic, key"
-                )
-            }
-        )
-        return _Summary(count, size, oldest, keys)
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self.db.execute("COMMIT")
-        except BaseException:
-            # A failed COMMIT (disk full, I/O error) may leave the transaction open, and a later
-            # COMMIT would then write rows whose request was answered 503. SQLite may already
-            # have rolled back by itself; a failing ROLLBACK must not hide the first error.
-            if self.db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    self.db.execute("ROLLBACK")
-            raise
-
-    def insert(self, rows: list[Row]) -> None:
-        with self._transaction():
-            self.db.executemany(f"INSERT INTO records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-
-    def head(self, max_records: int, max_bytes: int, exclude: Sequence[int] = ()) -> list[SpooledRecord]:
-        out: list[SpooledRecord] = []
-        total = 0
-        # One JSON parameter, not one per seq: a failed disk can leave more undeleted seqs than
-        # SQLite takes parameters.
-        skip = "WHERE seq NOT IN (SELECT value FROM json_each(?)) " if exclude else ""
-        params: tuple[Any, ...] = (orjson.dumps(list(exclude)).decode(),) if exclude else ()
-        cursor = self.db.execute(
-            f"SELECT seq, {_COLUMNS} FROM records {skip}ORDER BY seq LIMIT ?", (*params, max_records)
-        )
-        for seq, topic, key, value, headers, event_id, enqueued_at, size in cursor:
-            if out and total + size > max_bytes:
-                break
-            total += size
-            out.append(
-                SpooledRecord(seq, topic, key, value, decode_headers(headers), event_id, enqueued_at, size)
-            )
-        cursor.close()
-        return out
-
-    def delete(self, seqs: list[int]) -> None:
-        """Delete acknowledged rows."""
-        with self._transaction():
-            self.db.executemany("DELETE FROM records WHERE seq = ?", [(seq,) for seq in seqs])
-
-    def oldest(self, exclude: Sequence[int] = ()) -> float | None:
-        """The enqueue time of the oldest row not in `exclude` (rows in Kafka, not yet deleted)."""
-        if exclude:
-            query = "SELECT MIN(enqueued_at) FROM records WHERE seq NOT IN (SELECT value FROM json_each(?))"
-            row = self.db.execute(query, (orjson.dumps(list(exclude)).decode(),)).fetchone()
-        else:
-            row = self.db.execute("SELECT MIN(enqueued_at) FROM records").fetchone()
-        oldest: float | None = row[0]
-        return oldest
-
-    def probe(self) -> None:
-        """Does the disk take writes again? A committed (fsync'ed) write of PROBE_BYTES, more
-        than a batch of ordinary records: a write of a page or two can fit on a disk that still
-        refuses every record, and the spool would then claim to work when it does not."""
-        with self._transaction():
-            self.db.execute("CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
-            self.db.execute("INSERT OR REPLACE INTO probe (id, data) VALUES (1, zeroblob(?))", (PROBE_BYTES,))
-        with contextlib.suppress(sqlite3.Error), self._transaction():  # the next probe replaces it anyway
-            self.db.execute("DELETE FROM probe")
-
-    def adopt(self, orphan: Path) -> _Summary:
-        """Move every row of a dead process's spool behind ours, in its order, in one transaction."""
-        self.db.execute("ATTACH DATABASE ? AS orphan", (str(orphan),))
-        try:
-            version = self.db.execute("PRAGMA orphan.user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise SpoolError(
-                    f"{orphan}: spool format {version} is newer than this bridge ({SCHEMA_VERSION})"
-                )
-            has_table = self.db.execute(
-                "SELECT COUNT(*) FROM orphan.sqlite_master WHERE type = 'table' AND name = 'records'"
-            ).fetchone()[0]
-            if not has_table:
-                return _Summary()
-            with self._transaction():
-                count, size, oldest = self.db.execute(
-                    "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(enqueued_at) FROM orphan.records"
-                ).fetchone()
-                keys: Counter[SpoolKey] = Counter(
-                    {
-                        (topic, key): n
-                        for topic, key, n in self.db.execute(
-                            "SELECT topic, key, COUNT(*) FROM orphan.records GROUP BY topic, key"
-                        )
-                    }
-                )
-                self.db.execute(
-                    f"INSERT INTO main.records ({_COLUMNS}) "
-                    f"SELECT {_COLUMNS} FROM orphan.records ORDER BY seq"
-                )
-            return _Summary(count, size, oldest, keys)
-        finally:
-            self.db.execute("DETACH DATABASE orphan")
-
-    def close(self) -> None:
-        self.db.close()
-
-
-@dataclass(frozen=True, slots=True)
-class SpoolEntry:
-    """One waiting record as `unit21-bridge spool list` shows it (no value: it is Avro)."""
-
-    file: str
-    seq: int
-    topic: str
-    key: bytes
-    event_id: str
-    headers: list[tuple[str, bytes]]
-    enqueued_at: float
-    size: int
-
-
-def spool_files(directory: Path) -> list[Path]:
-    """The spool databases in `directory`, live processes' and orphans' alike."""
-    return sorted(directory.glob(f"{FILE_PREFIX}*{_DB_SUFFIX}"))
-
-
-def list_spooled(files: Sequence[Path]) -> Iterator[SpoolEntry]:
-    """Every record waiting in these spool files (see `spool_files`), file by file in spool order.
-
-    Read-only and lock-free: the owning processes keep appending and draining meanwhile, so this
-    is a snapshot per file. A file adopted (deleted) between listing and opening is skipped."""
-    for db in files:
-        try:
-            connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        except sqlite3.OperationalError:
-            continue
-        try:
-            rows = connection.execute(
-                "SELECT seq, topic, key, event_id, headers, enqueued_at, size FROM records ORDER BY seq"
-            )
-            for seq, topic, key, event_id, headers, enqueued_at, size in rows:
-                yield SpoolEntry(
-                    db.name, seq, topic, key, event_id, decode_headers(headers), enqueued_at, size
-                )
-        except sqlite3.OperationalError as exc:
-            if "no such table" not in str(exc):  # a file whose process had not created it yet
-                raise SpoolError(f"{db}: {exc}") from exc
-        finally:
-            connection.close()
-
-
-def _lock(path: Path, *, create: bool) -> int | None:
-    """An exclusive flock on `path`, or None when another live process holds it."""
-    try:
-        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        # The file may have been unlinked by its adopter between our open() and flock().
-        if os.fstat(fd).st_ino != os.stat(path).st_ino:
-            raise FileNotFoundError(path)
-    except (BlockingIOError, FileNotFoundError):
-        os.close(fd)
-        return None
-    return fd
-
-
-def _remove_files(db: Path) -> None:
-    for path in (db, *(db.with_name(db.name + suffix) for suffix in _SIDE_SUFFIXES)):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
 
 
 class Spool:
@@ -372,22 +94,7 @@ class Spool:
         self._observer = observer
         self._on_error = on_error
         self._on_health = on_health
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            name = f"{FILE_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-            self.path = directory / f"{name}{_DB_SUFFIX}"
-            lock_fd = _lock(directory / f"{name}{_LOCK_SUFFIX}", create=True)
-            if lock_fd is None:
-                raise OSError(f"{name}{_LOCK_SUFFIX} is locked by another process")
-            self._lock_fd = lock_fd
-            taken_over = _Summary()
-            try:
-                # None only while the file is being replaced and the new one could not be created yet.
-                self._store: _Store | None = _Store(self.path)
-            except sqlite3.Error as exc:
-                taken_over = self._take_over_an_orphan(exc)
-        except (OSError, sqlite3.Error) as exc:
-            raise SpoolError(f"BRIDGE_SPOOL_DIR={directory}: cannot open the spool: {exc}") from exc
+        taken_over = self._open(directory)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
         self._count = 0
         self._bytes = 0
@@ -417,6 +124,39 @@ class Spool:
             summary_extra=lambda operation, count: {"operation": operation, "failures": count},
         )
         self._closed = False
+        self._start(taken_over)
+
+    def _open(self, directory: Path) -> Summary:
+        """Create and lock this process's file (or take over an orphan's when there is no room)."""
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            name = f"{FILE_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+            self.path = directory / f"{name}{DB_SUFFIX}"
+            lock_fd = lock_file(directory / f"{name}{LOCK_SUFFIX}", create=True)
+            if lock_fd is None:
+                raise OSError(f"{name}{LOCK_SUFFIX} is locked by another process")
+            self._lock_fd = lock_fd
+            try:
+                # None only while the file is being replaced and the new one could not be created yet.
+                self._store: Store | None = Store(self.path)
+            except sqlite3.Error as exc:
+                return self._take_over_an_orphan(exc)
+        except (OSError, sqlite3.Error) as exc:
+            raise SpoolError(f"BRIDGE_SPOOL_DIR={directory}: cannot open the spool: {exc}") from exc
+        return Summary()
+
+    def _take_over_an_orphan(self, error: sqlite3.Error) -> Summary:
+        """No room for a new file: make a dead process's file this process's own (adoption.py)."""
+        db, fd, store, summary = take_over_an_orphan(self.directory, self.path, error)
+        with contextlib.suppress(OSError):
+            remove_files(self.path)
+            self.path.with_suffix(LOCK_SUFFIX).unlink()
+        os.close(self._lock_fd)
+        self.path, self._lock_fd, self._store = db, fd, store
+        return summary
+
+    def _start(self, taken_over: Summary) -> None:
+        """Count what the file holds, adopt the orphans, and report (start-up, nothing served yet)."""
         self._absorb(taken_over)
         summary = self._adopt_orphans()  # start-up: blocking is fine, nothing is served yet
         self._absorb(summary)
@@ -432,52 +172,8 @@ class Spool:
                 "spool: adopted %d record(s) (%d bytes) left by earlier processes in %s; draining them first",
                 self._count,
                 self._bytes,
-                directory,
-            )
-
-    def _take_over_an_orphan(self, error: sqlite3.Error) -> _Summary:
-        """No room (or a failing disk) for a new spool file: use a dead process's file as it is.
-
-        Adopting copies rows, which needs room too, so a disk filled by a process that is gone
-        would keep every later one from starting, and its records would never be delivered.
-        Opening an existing file needs no room; holding its lock makes it this process's own.
-        Raises `error` when there is no such file."""
-        for db in spool_files(self.directory):
-            if db == self.path:
-                continue
-            lock_path = db.with_suffix(_LOCK_SUFFIX)
-            fd = _lock(lock_path, create=True)
-            if fd is None:
-                continue  # a live process owns it
-            try:
-                store = _Store(db)
-            except (sqlite3.Error, SpoolError) as exc:
-                log.error("spool: cannot take over %s either: %s", db, exc)
-                os.close(fd)
-                continue
-            try:
-                summary = store.summary()
-            except sqlite3.Error as exc:
-                log.error("spool: cannot take over %s either: %s", db, exc)
-                store.close()
-                os.close(fd)
-                continue
-            own_lock = self.path.with_suffix(_LOCK_SUFFIX)
-            with contextlib.suppress(OSError):
-                _remove_files(self.path)
-                own_lock.unlink()
-            os.close(self._lock_fd)
-            log.warning(
-                "spool: no room for a new spool file in %s (%s); took over %s, left by a process that "
-                "is gone, as this process's spool (%d record(s) in it)",
                 self.directory,
-                error,
-                db.name,
-                summary.count,
             )
-            self.path, self._lock_fd, self._store = db, fd, store
-            return summary
-        raise error
 
     # -- what the request path and /readyz read (no I/O) -------------------------------------
 
@@ -599,7 +295,7 @@ class Spool:
                 await self._delete_undeleted()
             else:
                 await self._run(self._probe)
-        except _DISK_ERRORS as exc:
+        except DISK_ERRORS as exc:
             self._repair_delay = min(max(self._repair_delay * 2, REPAIR_MIN_SECONDS), REPAIR_MAX_SECONDS)
             self._repair_at = time.monotonic() + self._repair_delay
             self._failed(operation, exc, "spool: retrying the failed %s of %s failed", operation, self.path)
@@ -611,7 +307,7 @@ class Spool:
         seqs = sorted(self._undeleted)
         try:
             await self._run(lambda: self._live().delete(seqs))
-        except _DISK_ERRORS:
+        except DISK_ERRORS:
             if self._count:
                 raise
             # Every record in the file is in Kafka, and the disk cannot take even a deletion
@@ -626,7 +322,7 @@ class Spool:
             return
         self._undeleted.difference_update(seqs)
 
-    def _live(self) -> _Store:
+    def _live(self) -> Store:
         """Spool thread: the store, unless it is being replaced."""
         if self._store is None:
             raise SpoolError(f"{self.path} is being replaced and could not be created yet")
@@ -645,7 +341,7 @@ class Spool:
         for suffix in ("-wal", "-journal", "-shm", ""):
             with contextlib.suppress(FileNotFoundError):
                 self.path.with_name(self.path.name + suffix).unlink()
-        self._store = _Store(self.path)
+        self._store = Store(self.path)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -653,7 +349,7 @@ class Spool:
         """Return once the record is committed to disk; raise SpoolFull or SpoolError otherwise."""
         if self._closed:
             raise SpoolError("the spool is closed")
-        size = record_size(topic, key, value, headers)
+        size = record_size(key, value, headers)
         if self._bytes + size > self.max_bytes:
             self._refused = True
             raise SpoolFull(
@@ -721,7 +417,7 @@ class Spool:
             records: list[SpooledRecord] = await self._run(
                 lambda: self._live().head(max_records, max_bytes, exclude)
             )
-        except _DISK_ERRORS as exc:
+        except DISK_ERRORS as exc:
             self._failed("read", exc, "spool: cannot read records from %s", self.path)
             raise SpoolError(f"cannot read the spool: {exc}") from exc
         self._recovered("read")
@@ -756,7 +452,7 @@ class Spool:
         seqs = [r.seq for r in records]
         try:
             await self._run(lambda: self._live().delete(seqs))
-        except _DISK_ERRORS as exc:
+        except DISK_ERRORS as exc:
             self._undeleted.update(seqs)
             self._failed(
                 "delete", exc, "spool: cannot delete %d record(s) in Kafka from %s", len(seqs), self.path
@@ -766,7 +462,7 @@ class Spool:
         self._forget([(r.topic, r.key, r.size) for r in records])
         if self._count:
             exclude = tuple(self._undeleted)
-            with contextlib.suppress(*_DISK_ERRORS):  # the age stays as it was until a read works
+            with contextlib.suppress(*DISK_ERRORS):  # the age stays as it was until a read works
                 oldest = await self._run(lambda: self._live().oldest(exclude))
                 self._oldest = oldest if oldest is not None else self._oldest
         self.report()
@@ -788,7 +484,7 @@ class Spool:
     async def adopt_orphans(self) -> int:
         if self._store is None:
             return 0
-        summary: _Summary = await self._run(self._adopt_orphans)
+        summary: Summary = await self._run(self._adopt_orphans)
         self._absorb(summary)
         self.report()
         if summary.error is not None:
@@ -800,55 +496,11 @@ class Spool:
             self._written.set()
         return summary.count
 
-    def _adopt_orphans(self) -> _Summary:
-        total = _Summary()
-        try:
-            for db in spool_files(self.directory):
-                if db != self.path:
-                    self._adopt(db, total)
-        except _DISK_ERRORS as exc:  # our disk: the orphans wait for the next scan
-            total.error = exc
-        return total
+    def _adopt_orphans(self) -> Summary:
+        """Spool thread (or start-up): adopt every orphan of the directory (adoption.py)."""
+        return adopt_orphans(self._live, self.directory, self.path, self._held_locks)
 
-    def _adopt(self, db: Path, total: _Summary) -> None:
-        """Move one orphan's rows behind ours and remove it; add what was adopted to `total`."""
-        lock_path = db.with_suffix(_LOCK_SUFFIX)
-        fd = _lock(lock_path, create=True)
-        if fd is None:
-            return  # a live process owns it
-        try:
-            if not db.exists():
-                lock_path.unlink()  # adopted by someone else meanwhile; this lock file is ours
-                return
-            store = self._live()
-            try:
-                summary = store.adopt(db)
-            except (sqlite3.Error, SpoolError) as exc:
-                if not _unreadable(exc):
-                    raise  # our side failed (disk full, I/O error): the orphan is intact, try later
-                kept = db.with_name(db.name + ".unreadable")
-                db.rename(kept)
-                log.error("spool: cannot adopt %s (%s); kept it as %s for inspection", db, exc, kept)
-                lock_path.unlink()
-                return
-            log.info("spool: adopted %d record(s) from %s", summary.count, db.name)
-            total.count += summary.count
-            total.size += summary.size
-            if summary.oldest is not None:
-                total.oldest = summary.oldest if total.oldest is None else min(total.oldest, summary.oldest)
-            total.keys.update(summary.keys)
-            try:
-                _remove_files(db)
-                lock_path.unlink()
-            except OSError:
-                self._held_locks.append(fd)  # the rows are ours now; the file must not be adopted again
-                fd = -1
-                raise
-        finally:
-            if fd >= 0:
-                os.close(fd)
-
-    def _absorb(self, summary: _Summary) -> None:
+    def _absorb(self, summary: Summary) -> None:
         self._count += summary.count
         self._bytes += summary.size
         self._keys.update(summary.keys)
@@ -875,11 +527,11 @@ class Spool:
                 log.error("spool: closing %s failed: %s", self.path, exc)
         self._executor.shutdown(wait=True)
         self._errors.flush()
-        lock_path = self.path.with_suffix(_LOCK_SUFFIX)
+        lock_path = self.path.with_suffix(LOCK_SUFFIX)
         if self._count == 0:
             # Records in Kafka whose deletion failed go with the file: nothing in it waits.
             try:
-                _remove_files(self.path)
+                remove_files(self.path)
                 with contextlib.suppress(FileNotFoundError):
                     lock_path.unlink()
             except OSError as exc:
@@ -901,153 +553,3 @@ class Spool:
             )
         for fd in (self._lock_fd, *self._held_locks):
             os.close(fd)
-
-
-def _unreadable(exc: BaseException) -> bool:
-    """Whether adopting failed because of the orphan itself (corrupt, not a database, too new)."""
-    if isinstance(exc, sqlite3.Error):
-        return getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
-    return isinstance(exc, SpoolError)
-
-
-# -- the drainer ------------------------------------------------------------------------------
-
-
-class _Sender(Protocol):
-    async def publish(
-        self, topic: str, key: bytes, value: bytes, headers: Headers, path: str = ...
-    ) -> Any: ...
-
-
-class Drainer:
-    """Sends spooled records to Kafka in spool order; deletes each only after the broker's ack."""
-
-    def __init__(
-        self,
-        spool: Spool,
-        publisher: _Sender,
-        *,
-        batch_records: int = 500,
-        batch_bytes: int = 8 * 1024 * 1024,
-        max_backoff: float = 4.0,
-        orphan_scan_seconds: float = ORPHAN_SCAN_SECONDS,
-    ) -> None:
-        self.spool = spool
-        self.publisher = publisher
-        self.batch_records = batch_records
-        self.batch_bytes = batch_bytes
-        self.max_backoff = max_backoff
-        self.orphan_scan_seconds = orphan_scan_seconds
-        self._stopping = asyncio.Event()
-        self._drain_before_stop = False  # stop(drain=True): empty the spool first
-        self._task: asyncio.Task[None] | None = None
-        self._run_started: float | None = None
-        self._run_count = 0
-        self.delivered = 0  # records acknowledged and deleted since start()
-
-    def start(self) -> Drainer:
-        self._task = asyncio.create_task(self._run(), name="spool-drainer")
-        return self
-
-    async def stop(self, grace: float, *, drain: bool = False) -> None:
-        """Let a batch in flight finish (its acks delete records) within `grace` seconds, then stop.
-
-        With `drain`, first send everything the spool holds (a pod being deleted takes its
-        spool with it unless the volume is persistent): it stops when the spool is empty, when a
-        whole batch fails (Kafka does not take records now; they stay on disk) or at `grace`."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._drain_before_stop = drain
-        self._stopping.set()
-        self.spool.wake()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), grace)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        backoff = 0.0
-        next_scan = time.monotonic() + self.orphan_scan_seconds
-        while not self._stopping.is_set() or self._drain_before_stop:
-            stopping = self._stopping.is_set()
-            self.spool.report()
-            acked = 0
-            try:
-                if not stopping and time.monotonic() >= next_scan:
-                    next_scan = time.monotonic() + self.orphan_scan_seconds
-                    await self.spool.adopt_orphans()
-                await self.spool.repair()
-                batch = await self.spool.head(self.batch_records, self.batch_bytes)
-                if not batch:
-                    self._finish_run()
-                    if stopping:
-                        return
-                    wait = next_scan - time.monotonic()
-                    repair_due = self.spool.repair_due_in()
-                    if repair_due is not None:
-                        wait = min(wait, repair_due)
-                    await self.spool.wait_for_records(max(0.0, wait))
-                    continue
-                if self._run_started is None:
-                    self._run_started = time.monotonic()
-                acked, failures = await self._send(batch)
-            except SpoolError:
-                failures = 1  # the disk failed: counted and logged (once per window) by the spool
-            except Exception:
-                log.exception("spool: drainer error; retrying")
-                failures = 1
-            if failures and stopping:
-                if not acked:
-                    return  # Kafka takes nothing now: what is left stays on disk for the next process
-                continue
-            if failures:
-                backoff = min(max(backoff * 2, 0.25), self.max_backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), backoff)
-            else:
-                backoff = 0.0
-
-    async def _send(self, batch: list[SpooledRecord]) -> tuple[int, int]:
-        """Returns (acknowledged, failed) counts."""
-        results = await asyncio.gather(
-            *(self.publisher.publish(r.topic, r.key, r.value, r.headers, path="drain") for r in batch),
-            return_exceptions=True,
-        )
-        acked: list[SpooledRecord] = []
-        failed: list[BaseException] = []
-        for record, result in zip(batch, results, strict=True):
-            if not isinstance(result, BaseException):
-                acked.append(record)
-            elif getattr(result, "permanent", False):
-                # Retrying cannot help, and counting it as a failure would hold the whole spool
-                # at the longest backoff.
-                self.spool.park(record, f"{getattr(result, 'reason', '')}: {result}")
-            else:
-                failed.append(result)
-        await self.spool.remove(acked)
-        self._run_count += len(acked)
-        self.delivered += len(acked)
-        if failed:
-            reasons = Counter(getattr(exc, "reason", type(exc).__name__) for exc in failed)
-            log.warning(
-                "spool: Kafka acknowledged %d of %d record(s) (not: %s); %d wait in the spool",
-                len(acked),
-                len(batch),
-                ", ".join(f"{reason}={n}" for reason, n in reasons.items()),
-                self.spool.depth(),
-            )
-        return len(acked), len(failed)
-
-    def _finish_run(self) -> None:
-        if self._run_started is not None and self.spool.depth() == self.spool.parked():
-            log.info(
-                "spool: drained, %d record(s) delivered in %.2f s (%d parked)",
-                self._run_count,
-                time.monotonic() - self._run_started,
-                self.spool.parked(),
-            )
-            self._run_started = None
-            self._run_count = 0

@@ -41,8 +41,9 @@ from bridge.contract.parsing import PayloadError, event_id, parse
 from bridge.contract.records import Delivery, MessageBuilder, OutgoingMessage
 from bridge.contract.schemas import SchemaSet
 from bridge.delivery.dedup import RecentDeliveries
+from bridge.delivery.drainer import Drainer
 from bridge.delivery.publisher import Publisher, PublishError, ReadyState, producer_config
-from bridge.delivery.spool import Drainer, Spool, SpoolError, SpoolFull
+from bridge.delivery.spool import Spool, SpoolError, SpoolFull
 from bridge.ingress import door
 from bridge.ingress.signature import HEADER_NAME, SignatureError, verify
 from bridge.ops.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE

@@ -240,3 +240,17 @@ def test_dev_starts_an_embedded_broker_and_accepts_a_signed_sample(tmp_path: Pat
     finally:
         stop_process(process)
     assert "EMBEDDED" in log_path.read_text()
+
+
+def test_tail_and_dlq_replay_exit_alike_on_a_missing_topic(kafka: KafkaCluster) -> None:
+    """One exit-code table (bridge/cli/exits.py): a missing topic is 'unavailable', whichever
+    command meets it (tail said 2, as for bad arguments, and dlq replay 1, as for failed items)."""
+    from bridge.cli import ExitCode
+
+    prefix = unique_prefix()  # no topic of this prefix exists
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "BRIDGE_TOPIC_PREFIX": prefix}
+    tailed = run(["tail", "dlq"], env)
+    replayed = run(["dlq", "replay"], env)
+    assert f"{prefix}dlq does not exist" in tailed.stderr
+    assert f"{prefix}dlq does not exist" in replayed.stderr
+    assert tailed.returncode == replayed.returncode == ExitCode.UNAVAILABLE == 3

@@ -15,9 +15,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from bridge.contract.parsing import event_id, parse
+from bridge.delivery import Drainer, Spool
 from bridge.delivery.embedded import free_port
 from bridge.delivery.publisher import Publisher, PublishError, producer_config
-from bridge.delivery.spool import Drainer, Spool
 from bridge.ingress.app import Runtime, create_app
 from bridge.ops.metrics import Metrics
 from bridge.settings import Settings

@@ -22,6 +22,7 @@ import httpx2
 import orjson
 import pytest
 
+from bridge.cli import ExitCode
 from bridge.contract.parsing import event_id
 from bridge.delivery.embedded import free_port
 from tests.faults import FIGURES, BridgeProcess, Load, alert_body, kafka_event_ids
@@ -187,7 +188,7 @@ def test_spool_drain_delivers_an_orphaned_spool_in_order_and_leaves_live_files_a
     finally:
         bridge.stop()
     away = spool_drain(cuttable.bootstrap, spool_dir, "--timeout", "4")  # Kafka still cut
-    assert away.returncode == 1, away.stderr
+    assert away.returncode == ExitCode.UNAVAILABLE, away.stderr
     assert "cannot reach Kafka" in away.stderr and "no file was touched" in away.stderr
     assert spool_files(spool_dir) == [file]
 

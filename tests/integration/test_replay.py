@@ -9,6 +9,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from bridge.cli import ExitCode
 from bridge.cli.main import main
 from bridge.contract.codec import SingleObjectCodec
 from bridge.contract.parsing import event_id, parse
@@ -135,5 +136,5 @@ def test_replay_of_a_missing_topic_says_so(
 ) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers)
     monkeypatch.setenv("BRIDGE_TOPIC_PREFIX", "nowhere.")
-    assert main(["dlq", "replay"]) == 1
+    assert main(["dlq", "replay"]) == ExitCode.UNAVAILABLE
     assert "nowhere.dlq does not exist" in capsys.readouterr().err

@@ -13,8 +13,8 @@ from starlette.responses import Response
 
 from bridge.contract.parsing import event_id, parse
 from bridge.contract.records import Delivery, OutgoingMessage
+from bridge.delivery import Spool
 from bridge.delivery.publisher import PublishError
-from bridge.delivery.spool import Spool
 from bridge.ingress.app import Runtime, WebhookEndpoint
 from bridge.settings import Settings
 from tests.support import EXAMPLES

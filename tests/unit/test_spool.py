@@ -19,8 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from bridge.delivery.publisher import PublishError
-from bridge.delivery.spool import Drainer, Spool, SpooledRecord, SpoolError, SpoolFull
+from bridge.delivery import Drainer, Publisher, PublishError, Spool, SpooledRecord, SpoolError, SpoolFull
 from bridge.settings import ConfigError, check_spool_dir
 from tests.faults import small_tmpfs
 from tests.support import wait_until_async
@@ -156,7 +155,7 @@ def test_a_closed_non_empty_spool_is_adopted_by_the_next_process(tmp_path: Path)
 CRASHING_WRITER = """
 import asyncio, os, signal, sys
 from pathlib import Path
-from bridge.delivery.spool import Spool
+from bridge.delivery import Spool
 
 async def main():
     spool = Spool(Path(sys.argv[1]), 1 << 20)
@@ -567,7 +566,7 @@ def test_disk_failures_are_logged_once_per_window_with_counts(
 FILLING_WRITER = """
 import asyncio, os, signal, sys
 from pathlib import Path
-from bridge.delivery.spool import Spool, SpoolError
+from bridge.delivery import Spool, SpoolError
 
 async def main():
     spool = Spool(Path(sys.argv[1]), 1 << 30)
@@ -613,3 +612,27 @@ def test_a_process_starts_on_a_disk_filled_by_one_that_is_gone(tmp_path: Path) -
     assert depth == written > 20
     assert len(publisher.produced) == written + 1 and set(publisher.produced.values()) == {1}
     assert detail["failing"] == {}
+
+
+def test_the_spool_and_the_publisher_weigh_a_record_the_same(tmp_path: Path) -> None:
+    # 10 + 1,961 + (8 + 2) + (6 + 13) = 2,000 bytes of key, value and headers: exactly what a
+    # producer with message.max.bytes=2000 takes. The spool must weigh it the same (it used to
+    # add the topic's name), or a record Kafka takes could be refused by a spool with room for it.
+    key, value, headers = b"customer-7", b"v" * 1961, [("event_id", b"e1"), ("action", b"ALERT_CREATED")]
+    publisher = Publisher({"message.max.bytes": 2000, "log_level": 0}, delivery_timeout=1.0)
+    try:
+        assert publisher.refuses(key, value, headers) is None
+        assert publisher.refuses(key, value + b"v", headers) is not None
+    finally:
+        publisher.close(0)
+
+    async def scenario() -> tuple[int, int]:
+        spool = Spool(tmp_path, 2000)
+        await spool.append("unit21.alert", key, value, headers, "e1")
+        counted = spool.size_bytes()
+        head = await spool.head(1, 2000)
+        await spool.remove(head)
+        await spool.close()
+        return counted, head[0].size
+
+    assert run(scenario()) == (2000, 2000)
