@@ -170,7 +170,10 @@ asyncio.run(main())
 
 def test_records_survive_kill_9_and_are_adopted_in_order(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", CRASHING_WRITER, str(tmp_path), "20"], capture_output=True, text=True
+        [sys.executable, "-c", CRASHING_WRITER, str(tmp_path), "20"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == -signal.SIGKILL, result.stderr
     orphan = Path(result.stdout.strip())
@@ -603,7 +606,7 @@ def test_a_process_starts_on_a_disk_filled_by_one_that_is_gone(tmp_path: Path) -
 
     with small_tmpfs(tmp_path / "spool", "1m") as directory:
         crashed = subprocess.run(
-            [sys.executable, "-c", FILLING_WRITER, str(directory)], capture_output=True, text=True
+            [sys.executable, "-c", FILLING_WRITER, str(directory)], capture_output=True, text=True, timeout=60
         )
         assert crashed.returncode == -signal.SIGKILL, crashed.stderr
         written = int(crashed.stdout)
