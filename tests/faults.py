@@ -315,10 +315,23 @@ class Load:
     def stop(self) -> LoadRun:
         self._stop.set()
         self._thread.join(timeout=60)
+        if self._thread.is_alive():
+            raise AssertionError("the load's senders did not stop within 60 s of being told to")
         return self.run
 
+    def run_for(self, seconds: float) -> LoadRun:
+        """Posts until `limit` webhooks are answered or `seconds` pass, whichever comes first."""
+        self._thread.join(timeout=seconds)
+        return self.stop()
+
     def join(self, timeout: float = 120) -> LoadRun:
+        """Waits for `limit` webhooks to be answered; fails, and stops the senders, after `timeout`."""
         self._thread.join(timeout=timeout)
+        if self._thread.is_alive():
+            self._stop.set()
+            raise AssertionError(
+                f"{len(self.run.outcomes)} of {self.limit} webhooks answered within {timeout} s"
+            )
         return self.run
 
     async def _main(self) -> None:

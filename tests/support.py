@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -20,6 +23,53 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "webhooks"
 SHARED_SAMPLES = REPO.parent / "shared" / "unit21" / "samples"
 SECRET = "test-secret-012345678"
+
+T = TypeVar("T")
+
+
+def wait_until(
+    predicate: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+    detail: Callable[[], str] | None = None,
+) -> T:
+    """Poll `predicate` until it returns something truthy and return that; after `timeout`
+    seconds fail, naming `what` did not happen (and `detail()`, e.g. a log tail)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            more = f"\n{detail()}" if detail is not None else ""
+            raise AssertionError(f"{what}: not within {timeout} s{more}")
+        time.sleep(interval)
+
+
+async def wait_until_async(
+    predicate: Callable[[], T | None], seconds: float, what: str, interval: float = 0.005
+) -> T:
+    """`wait_until` inside an event loop: the loop keeps running while it waits."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {seconds} s")
+        await asyncio.sleep(interval)
+
+
+def stop_process(process: subprocess.Popen[str] | subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`: a test never leaves one behind."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
 
 
 # What a process the tests start may inherit from the shell: nothing the bridge reads, so a

@@ -6,7 +6,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,16 @@ from pathlib import Path
 import pytest
 
 from bridge.delivery.embedded import free_port
-from tests.support import EXAMPLES, SECRET, KafkaCluster, all_topics, child_env, unique_prefix
+from tests.support import (
+    EXAMPLES,
+    SECRET,
+    KafkaCluster,
+    all_topics,
+    child_env,
+    stop_process,
+    unique_prefix,
+    wait_until,
+)
 
 CLI = [sys.executable, "-m", "bridge"]
 
@@ -29,7 +37,7 @@ def run(
 
 @pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
 def served(
-    kafka: KafkaCluster, prefix: str, request: pytest.FixtureRequest
+    kafka: KafkaCluster, prefix: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[str, dict[str, str]]]:
     port = free_port()
     env = {
@@ -40,32 +48,29 @@ def served(
         "BRIDGE_PORT": str(port),
         "BRIDGE_HOST": "127.0.0.1",
     }
-    process = subprocess.Popen(
-        [*CLI, "serve"],
-        env=child_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # A file, not a pipe: nobody reads a pipe while the test runs (a full one would block serve),
+    # and reading one to report a failure blocks until serve exits.
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*CLI, "serve"], env=child_env(**env), stdout=log, stderr=subprocess.STDOUT
+        )
     base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"serve did not become ready:\n{process.stdout.read() if process.stdout else ''}"
-                )
-            time.sleep(0.1)
+        wait_until(ready, 30, "serve answering /readyz 200", interval=0.1, detail=log_path.read_text)
         yield base, env
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        stop_process(process)
 
 
 def test_send_then_tail_round_trip(served: tuple[str, dict[str, str]], prefix: str) -> None:
@@ -198,45 +203,43 @@ def test_every_command_has_help_with_an_example() -> None:
 def test_dev_starts_an_embedded_broker_and_accepts_a_signed_sample(tmp_path: Path) -> None:
     port = free_port()
     env = child_env(HOME=str(Path.home()))
-    process = subprocess.Popen(
-        [*CLI, "dev", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
-    try:
-        secret = None
-        deadline = time.monotonic() + 30
-        assert process.stdout is not None
-        while secret is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            output.append(line)
+    log_path = tmp_path / "dev.log"  # a file: reading a pipe line by line blocks if dev goes quiet
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*CLI, "dev", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def printed_secret() -> str | None:
+        if process.poll() is not None:
+            raise AssertionError(f"dev exited with {process.returncode}:\n{log_path.read_text()}")
+        for line in log_path.read_text().splitlines():
             if "signing secret" in line:
-                secret = line.split(":", 1)[1].strip()
-        assert secret, "".join(output)
-        sent = None
-        while time.monotonic() < deadline:
-            sent = run(
-                [
-                    "send",
-                    "--url",
-                    f"http://127.0.0.1:{port}/webhooks/unit21",
-                    "--secret",
-                    secret,
-                    str(EXAMPLES / "case_created.json"),
-                ]
-            )
-            if sent.returncode == 0:
-                break
-            time.sleep(0.2)
-        assert sent is not None and sent.returncode == 0, (sent.stdout if sent else "", "".join(output))
+                return line.split(":", 1)[1].strip()
+        return None
+
+    def sent_sample() -> subprocess.CompletedProcess[str] | None:
+        sent = run(
+            [
+                "send",
+                "--url",
+                f"http://127.0.0.1:{port}/webhooks/unit21",
+                "--secret",
+                secret,
+                str(EXAMPLES / "case_created.json"),
+            ],
+            timeout=20,
+        )
+        return sent if sent.returncode == 0 else None
+
+    try:
+        secret = wait_until(printed_secret, 30, "dev printing its signing secret", detail=log_path.read_text)
+        sent = wait_until(
+            sent_sample, 30, "dev accepting a signed sample", interval=0.2, detail=log_path.read_text
+        )
         assert '"topic":"unit21.case"' in sent.stdout
     finally:
-        process.terminate()
-        process.wait(timeout=15)
-    assert "EMBEDDED" in "".join(output) + (process.stdout.read() if process.stdout else "")
+        stop_process(process)
+    assert "EMBEDDED" in log_path.read_text()
 
 
 def test_tail_and_dlq_replay_exit_alike_on_a_missing_topic(kafka: KafkaCluster) -> None:

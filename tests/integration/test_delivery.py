@@ -23,7 +23,15 @@ from bridge.ops.metrics import Metrics
 from bridge.settings import Settings
 from tests.integration.conftest import FaultyKafka
 from tests.scrape import parse_metrics, total, value
-from tests.support import EXAMPLES, SECRET, KafkaCluster, read_topic, signed_headers, topic_counts
+from tests.support import (
+    EXAMPLES,
+    SECRET,
+    KafkaCluster,
+    read_topic,
+    signed_headers,
+    topic_counts,
+    wait_until,
+)
 
 PATH = "/webhooks/unit21"
 BODY = (EXAMPLES / "alert_created.json").read_bytes()
@@ -43,7 +51,7 @@ def test_the_same_body_posted_three_times_is_one_record(
     assert "duplicate" not in first
     assert [a.json() for a in answers[1:]] == [{**first, "duplicate": True}] * 2
     assert value(parse_metrics(client.get("/metrics").text), "unit21_bridge_dedup_hits_total") == 2
-    time.sleep(0.5)
+    # No wait: a 200 is an acknowledged record, so the count is final once the answers are in.
     assert topic_counts(kafka.bootstrap_servers, [f"{prefix}alert"])[f"{prefix}alert"] == 1
 
 
@@ -59,7 +67,6 @@ def test_concurrent_copies_of_one_webhook_are_one_record(
         thread.join(timeout=10)
     assert sorted(a.status_code for a in answers) == [200, 200, 200]
     assert sum(1 for a in answers if a.json().get("duplicate")) == 2
-    time.sleep(0.5)
     assert topic_counts(kafka.bootstrap_servers, [f"{prefix}alert"])[f"{prefix}alert"] == 1
 
 
@@ -103,7 +110,7 @@ def test_a_spooled_record_is_byte_identical_to_a_direct_one(
         finally:
             publisher.close(5)
 
-    asyncio.run(scenario())
+    asyncio.run(asyncio.wait_for(scenario(), 60))
     records = read_topic(kafka.bootstrap_servers, f"{prefix}alert", 2)
     by_id = {r.headers["event_id"].decode(): r for r in records}
     for message in messages:
@@ -154,11 +161,11 @@ def test_unreachable_kafka_is_spooled_then_delivered_by_the_next_process(
 
     online = offline.model_copy(update={"spool_dir": spool_dir})
     with TestClient(create_app(online)) as client:
-        for _ in range(100):
-            if client.get("/readyz").json()["detail"]["spool"]["depth"] == 0:
-                break
-            time.sleep(0.05)
-        assert client.get("/readyz").json()["detail"]["spool"]["depth"] == 0
+        wait_until(
+            lambda: client.get("/readyz").json()["detail"]["spool"]["depth"] == 0,
+            30,
+            "the next process draining the spool",
+        )
     records = read_topic(cuttable.bootstrap, f"{prefix}alert", 1)
     assert [r.headers["event_id"].decode() for r in records] == [event_id(BODY)]
     assert not list(spool_dir.iterdir()), "an empty spool leaves no file behind"
@@ -200,24 +207,32 @@ def test_the_concurrency_limit_answers_503_at_the_door(prefix: str, tmp_path: Pa
         kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
         webhook_secrets=(SECRET,),
         topic_prefix=prefix,
-        delivery_timeout_seconds=1.0,
+        delivery_timeout_seconds=2.0,
         spool_enabled=False,  # so the first request waits out its deadline
         max_concurrency=1,
     )
     with TestClient(create_app(settings)) as client:
         slow = threading.Thread(target=lambda: post(client))
         slow.start()
-        time.sleep(0.3)
-        started = time.monotonic()
+        holding(client)
         answer = post(client, BODY.replace(b"11532778", b"3"))
-        elapsed = time.monotonic() - started
+        refused_while_held = slow.is_alive()
         slow.join(timeout=10)
     assert answer.status_code == 503
     assert answer.json()["error"] == "overloaded" and answer.headers["retry-after"] == "1"
-    assert elapsed < 0.5
+    assert refused_while_held, "the refusal waited for the slot instead of answering at the door"
 
 
 REQUESTS = "unit21_bridge_webhook_requests_total"
+
+
+def holding(client: TestClient) -> None:
+    """Returns once a webhook holds the only slot (BRIDGE_MAX_CONCURRENCY=1)."""
+    wait_until(
+        lambda: value(parse_metrics(client.get("/metrics").text), "unit21_bridge_webhook_requests_in_flight"),
+        10,
+        "the first webhook taking the only slot",
+    )
 
 
 def test_refusals_at_the_door_are_logged_once_per_second_and_counted(
@@ -228,29 +243,34 @@ def test_refusals_at_the_door_are_logged_once_per_second_and_counted(
         kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
         webhook_secrets=(SECRET,),
         topic_prefix=prefix,
-        delivery_timeout_seconds=3.0,  # the slow request outlasts the scrape below
+        delivery_timeout_seconds=3.0,  # the slow request holds its slot while the 30 are refused
         spool_enabled=False,  # so the first request waits out its deadline
         max_concurrency=1,
     )
     with caplog.at_level(logging.WARNING, logger="bridge.app"), TestClient(create_app(settings)) as client:
-        slow = threading.Thread(target=lambda: post(client))
+        slow_answers: list[int] = []
+        slow = threading.Thread(target=lambda: slow_answers.append(post(client).status_code))
         slow.start()
-        time.sleep(0.3)
+        holding(client)
         statuses = [post(client, BODY.replace(b"11532778", str(n).encode())).status_code for n in range(30)]
-        time.sleep(1.2)  # the end of the window: the summary line
-        metrics = parse_metrics(client.get("/metrics").text)
+
+        def door() -> list[logging.LogRecord]:
+            return [r for r in list(caplog.records) if getattr(r, "error", None) == "overloaded"]
+
+        wait_until(lambda: len(door()) >= 2, 10, "the summary line at the end of the window")
         slow.join(timeout=10)
+        metrics = parse_metrics(client.get("/metrics").text)
     assert statuses == [503] * 30
+    assert slow_answers == [503]  # the first webhook waited out its deadline: one more 503
     refused = sum(
         v for (name, labels), v in metrics.items() if name == REQUESTS and ("status", "503") in labels
     )
-    assert refused == 30  # counted one by one, whatever the log says
-    door = [r for r in caplog.records if getattr(r, "error", None) == "overloaded"]
-    assert [r.getMessage() for r in door] == [
+    assert refused == 30 + 1  # counted one by one, whatever the log says
+    assert [r.getMessage() for r in door()] == [
         "webhook answered 503",
         "29 more webhook request(s) answered 503 (overloaded) in the last 1.0 s; logged once per window",
     ]
-    assert door[1].refused == 29  # type: ignore[attr-defined]
+    assert door()[1].refused == 29  # type: ignore[attr-defined]
 
 
 def test_turning_the_spool_off_is_a_warning(
@@ -373,7 +393,7 @@ def test_a_spooled_record_kafka_refuses_for_good_is_parked_and_delivered_after_a
         await spool.close()  # the parked record stays on disk for the next process
         return took, detail
 
-    took, detail = asyncio.run(first_process())
+    took, detail = asyncio.run(asyncio.wait_for(first_process(), 60))
     refusals = value(
         parse_metrics(metrics.render().decode()),
         "unit21_bridge_delivery_failures_total",
@@ -400,7 +420,7 @@ def test_a_spooled_record_kafka_refuses_for_good_is_parked_and_delivered_after_a
         await spool.close()
         return depth
 
-    assert asyncio.run(next_process()) == 0
+    assert asyncio.run(asyncio.wait_for(next_process(), 60)) == 0
     records = read_topic(kafka.bootstrap_servers, f"{prefix}alert", 4)
     by_id = {r.headers["event_id"].decode(): r for r in records}
     assert by_id[messages[1].event_id].value == messages[1].value

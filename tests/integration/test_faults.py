@@ -27,7 +27,8 @@ from bridge.delivery.topics import create_topics
 from bridge.ingress.app import create_app
 from bridge.settings import Settings
 from tests.faults import FIGURES, BridgeProcess, Load, TcpProxy, alert_body, kafka_event_ids
-from tests.support import SECRET, all_topics, read_topic, signed_headers, unique_prefix
+from tests.scrape import parse_metrics, value
+from tests.support import SECRET, all_topics, read_topic, signed_headers, unique_prefix, wait_until
 
 DELIVERY_TIMEOUT = 1.0
 
@@ -300,7 +301,8 @@ def test_overload_answers_503_at_once_and_memory_stays_bounded(
     assert ready.json()["detail"]["spool"]["depth"] == spooled
     assert len(refused) == len(burst.outcomes), "with the spool full and Kafka cut every answer is 503"
     assert all(o.retry_after for o in refused)
-    assert server_p99 < 50, "a refusal waited on something"
+    # The promise is an answer without waiting for Kafka's deadline; how fast is for `make bench`.
+    assert server_p99 < DELIVERY_TIMEOUT * 1000 / 2, "a refusal waited on the delivery deadline"
     assert client_p99 < DELIVERY_TIMEOUT * 1000 / 2
     assert rss_after - rss_before < 20 * 2**20
     assert accepted <= set(in_kafka)
@@ -365,7 +367,13 @@ def test_producer_queue_full_answers_503_without_waiting(
             )
         )
         waiting.start()
-        time.sleep(0.3)
+        wait_until(
+            lambda: value(
+                parse_metrics(client.get("/metrics").text), "unit21_bridge_producer_queue_messages"
+            ),
+            10,
+            "the first webhook's record filling the one-message producer queue",
+        )
         started = time.monotonic()
         second = client.post("/webhooks/unit21", content=alert_body(2), headers=signed_headers(alert_body(2)))
         elapsed = time.monotonic() - started

@@ -15,7 +15,7 @@ from bridge.ingress.app import create_app
 from bridge.settings import Settings
 from tests.integration.conftest import FaultyKafka
 from tests.scrape import parse_metrics, total, value
-from tests.support import EXAMPLES, SECRET, KafkaCluster, read_topic, signed_headers
+from tests.support import EXAMPLES, SECRET, KafkaCluster, read_topic, signed_headers, wait_until
 
 P = "unit21_bridge_"
 
@@ -190,6 +190,16 @@ def test_spool_gauges_are_current_at_scrape_and_drain_retries_are_labelled_drain
         scrape_started = time.time()
         during = parse_metrics(client.get("/metrics").text)
         scrape_ended = time.time()
+
+        def drain_failures_so_far() -> float:
+            m = parse_metrics(client.get("/metrics").text)
+            return sum(
+                value(m, P + "delivery_failures_total", reason=r, path="drain")
+                for r in ("timeout", "broker_error")
+            )
+
+        # Counted below from `after`: the retries must have happened before Kafka comes back.
+        wait_until(lambda: drain_failures_so_far() >= 3, 30, "three drain retries during the cut")
         cuttable.proxy.restore()
         deadline = time.monotonic() + 30
         while client.get("/readyz").json()["detail"]["spool"]["depth"]:

@@ -27,7 +27,7 @@ from bridge.contract.parsing import event_id
 from bridge.delivery.embedded import free_port
 from tests.faults import FIGURES, BridgeProcess, Load, alert_body, kafka_event_ids
 from tests.integration.conftest import FaultyKafka
-from tests.support import SECRET, KafkaCluster, read_topic, signed_headers
+from tests.support import SECRET, KafkaCluster, read_topic, signed_headers, wait_until
 
 DELIVERY_TIMEOUT = 1.0
 
@@ -276,7 +276,13 @@ def test_an_outage_without_traffic_and_a_flood_of_bad_signatures_log_a_few_lines
         time.sleep(outage_seconds)
         outage = new_lines(bridge, mark)
         cuttable.proxy.restore()
-        time.sleep(1.0)
+        # Reconnected, so the outage's last lines are written before the flood's are counted.
+        wait_until(
+            lambda: bridge.readyz()["detail"]["kafka"] == "connected",
+            30,
+            "Kafka reconnected",
+            detail=bridge.log,
+        )
         mark = len(bridge.log_lines())
         body = alert_body(7)
         bad = signed_headers(body, secret="not-the-secret-000000")

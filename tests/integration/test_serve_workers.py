@@ -75,7 +75,12 @@ def test_two_workers_share_one_metrics_view(kafka: KafkaCluster, prefix: str, tm
         scrapes = [parse_metrics(get(base + "/metrics")[1].decode()) for _ in range(4)]
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=30)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()  # never left behind; the test fails on the timeout
+            process.communicate(timeout=10)
+            raise
 
     for m in scrapes:  # whichever worker answers the scrape sees everything
         assert (

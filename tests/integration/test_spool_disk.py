@@ -128,9 +128,7 @@ def load_phase(
     """Post `limit` webhooks or for `seconds`, whichever ends first; (run, seconds, log lines meanwhile)."""
     lines_before = len(bridge.log_lines())
     started = time.monotonic()
-    load = Load(bridge.webhook_url, concurrency=8, limit=limit, start=first).start()
-    run = load.join(timeout=seconds)
-    load.stop()
+    run = Load(bridge.webhook_url, concurrency=8, limit=limit, start=first).start().run_for(seconds)
     return run, time.monotonic() - started, len(bridge.log_lines()) - lines_before
 
 

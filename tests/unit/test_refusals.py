@@ -77,7 +77,8 @@ def test_lines_from_a_thread_without_a_loop_are_counted_then_summed_up(
     with caplog.at_level(logging.WARNING, logger="bridge.publisher"):
         worker = threading.Thread(target=lambda: [line() for _ in range(5)])
         worker.start()
-        worker.join()
+        worker.join(timeout=10)
+        assert not worker.is_alive(), "five log lines took more than 10 s"
         now[0] = 31.0  # the window is over: the next line first sums up the last one
         line()
         line()

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -76,28 +75,28 @@ def test_parse_tolerates_spaces_and_unknown_entries() -> None:
     assert parsed.signatures == (b"\x00\xff",)
 
 
-def _refusal_seconds(header: str) -> float:
-    """The fastest of five refusals of `header` (the machine is shared: the minimum is the cost)."""
-    times = []
-    for _ in range(5):
-        started = time.perf_counter()
-        with pytest.raises(SignatureError) as info:
-            verify(header, b"{}", [SECRET], now=1000, tolerance_seconds=300)
-        times.append(time.perf_counter() - started)
-        assert info.value.reason is SignatureFailure.MALFORMED_HEADER
-    return min(times)
+def _refusal_detail(header: str) -> str:
+    with pytest.raises(SignatureError) as info:
+        verify(header, b"{}", [SECRET], now=1000, tolerance_seconds=300)
+    assert info.value.reason is SignatureFailure.MALFORMED_HEADER
+    return info.value.detail
 
 
+# Which guard refused is what makes these cheap: the length check costs nothing and the entry
+# count one pass over at most 2 KB, before any split, hex decoding or HMAC. (How fast that is
+# belongs to `make bench`, not to a wall-clock bound here.)
 def test_a_huge_signature_header_is_refused_in_well_under_a_millisecond() -> None:
     header = "t=1000," + ",".join(f"s{n}=00" for n in range(1_000_000))  # 10.9 MB, 1,000,001 entries
     assert len(header) > 10_000_000
-    assert _refusal_seconds(header) < 0.0002
+    assert (
+        _refusal_detail(header) == f"the header is {len(header)} characters long; at most 2048 are accepted"
+    )
 
 
 def test_a_header_under_the_byte_cap_but_over_the_entry_cap_is_refused_at_once() -> None:
     header = f"t=1000,s0={'00' * 32}" + ",s1=00" * 300
     assert len(header) < 2048 and header.count(",") > 16  # the documented caps
-    assert _refusal_seconds(header) < 0.0002
+    assert _refusal_detail(header) == "the header has more than 16 entries"
 
 
 @pytest.mark.parametrize("timestamp", ["9" * 400, "1" * 5000, "1" * 13])

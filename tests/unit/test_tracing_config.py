@@ -40,5 +40,7 @@ def test_configured_but_not_installed_fails_with_the_fix() -> None:
         "except ConfigError as exc:\n"
         "    print(exc)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     assert "unit21-kafka-bridge[tracing]" in out
