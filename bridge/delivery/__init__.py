@@ -6,8 +6,9 @@ first use, so `send` (which needs the signature, not the producer) stays quick t
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bridge.exports import lazy_exports
 
 if TYPE_CHECKING:
     from bridge.delivery.dedup import RecentDeliveries
@@ -79,8 +80,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _MODULE_OF)

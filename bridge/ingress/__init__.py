@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bridge.exports import lazy_exports
 
 if TYPE_CHECKING:
     from bridge.ingress.answers import RULES, Refusal, answer, log_fields
@@ -59,9 +60,5 @@ _MODULE_OF = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    # Imported on first use: `send` needs the signature, not the producer and the app.
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+# Imported on first use: `send` needs the signature, not the producer and the app.
+__getattr__ = lazy_exports(__name__, _MODULE_OF)
