@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from bridge.cli.exits import ExitCode, fail
 from bridge.contract.compatibility import check_history, check_pair
 from bridge.contract.conventions import expanded_json, generated_topic_files, subject_name
 from bridge.contract.schemas import SchemaSet, default_schema_dir, source_dir
@@ -38,7 +39,7 @@ def list_schemas(settings: Settings, schemas: SchemaSet, out: TextIO) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)), file=out)
-    return 0
+    return ExitCode.OK
 
 
 def export_schemas(schemas: SchemaSet, directory: Path, out: TextIO) -> int:
@@ -48,7 +49,7 @@ def export_schemas(schemas: SchemaSet, directory: Path, out: TextIO) -> int:
         path = directory / f"{suffix}.avsc"
         path.write_text(expanded_json(ts, indent=2), "utf-8")
         print(f"{path}\t{ts.full_name}\t{ts.fingerprint_hex}", file=out)
-    return 0
+    return ExitCode.OK
 
 
 def build_schemas(sources: Path, output: Path, check: bool, out: TextIO) -> int:
@@ -68,10 +69,10 @@ def build_schemas(sources: Path, output: Path, check: bool, out: TextIO) -> int:
             print(f"{path} is out of date with {sources}: run `make schemas`", file=out)
         if not stale:
             print(f"{output}: every topic file is up to date with {sources}", file=out)
-        return 1 if stale else 0
+        return ExitCode.FAILED if stale else ExitCode.OK
     if not stale:
         print(f"{output}: every topic file was already up to date", file=out)
-    return 0
+    return ExitCode.OK
 
 
 def _compatibility_level(client: SchemaRegistryClient, subject: str) -> str:
@@ -107,7 +108,7 @@ def register_schemas(
             f"{subject}\tid={registered.schema_id}\tversion={registered.version}\tcompatibility={level}",
             file=out,
         )
-    return 1 if failures else 0
+    return ExitCode.FAILED if failures else ExitCode.OK
 
 
 def check_schemas(
@@ -143,7 +144,7 @@ def check_schemas(
             problems += found
     for problem in problems:
         print(f"INCOMPATIBLE {problem}", file=out)
-    return 1 if problems else 0
+    return ExitCode.FAILED if problems else ExitCode.OK
 
 
 def render_docs(schemas: SchemaSet, output: Path, check: bool, out: TextIO) -> int:
@@ -154,12 +155,12 @@ def render_docs(schemas: SchemaSet, output: Path, check: bool, out: TextIO) -> i
         current = output.read_text("utf-8") if output.is_file() else ""
         if current != text:
             print(f"{output} is out of date: run `make schemas`", file=out)
-            return 1
+            return ExitCode.FAILED
         print(f"{output} is up to date", file=out)
-        return 0
+        return ExitCode.OK
     output.write_text(text, "utf-8")
     print(f"wrote {output}", file=out)
-    return 0
+    return ExitCode.OK
 
 
 # -- CLI wiring ---------------------------------------------------------------------------
@@ -206,10 +207,7 @@ def _build(args: argparse.Namespace) -> int:
 
 def _register(args: argparse.Namespace, settings: Settings, schemas: SchemaSet) -> int:
     if not settings.schema_registry_url:
-        print(
-            "unit21-bridge schemas register: set SCHEMA_REGISTRY_URL or pass --registry-url", file=sys.stderr
-        )
-        return 2
+        return fail("schemas register", "set SCHEMA_REGISTRY_URL or pass --registry-url", ExitCode.USAGE)
     return register_schemas(settings, schemas, _client(settings), sys.stdout, sys.stderr)
 
 
