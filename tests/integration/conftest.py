@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,14 +54,21 @@ class FaultyKafka:
         return value
 
 
-@pytest.fixture(scope="session")
-def cuttable_kafka() -> Iterator[FaultyKafka]:
+@contextmanager
+def broker_behind_proxy() -> Iterator[FaultyKafka]:
+    """A dedicated embedded broker that advertises a TCP proxy in front of it."""
     broker_port = free_port()
     with (
         TcpProxy(upstream_port=broker_port) as proxy,
         EmbeddedBroker(port=broker_port, advertised_port=proxy.port) as broker,
     ):
         yield FaultyKafka(proxy, broker)
+
+
+@pytest.fixture(scope="session")
+def cuttable_kafka() -> Iterator[FaultyKafka]:
+    with broker_behind_proxy() as kafka:
+        yield kafka
 
 
 @pytest.fixture

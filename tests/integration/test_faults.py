@@ -13,7 +13,6 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
@@ -22,36 +21,22 @@ import pytest
 from starlette.testclient import TestClient
 
 from bridge.contract.parsing import event_id
-from bridge.delivery.embedded import EmbeddedBroker, free_port
 from bridge.delivery.topics import create_topics
 from bridge.ingress.app import create_app
 from bridge.settings import Settings
-from tests.faults import FIGURES, BridgeProcess, Load, TcpProxy, alert_body, kafka_event_ids
+from tests.faults import FIGURES, BridgeProcess, Load, alert_body, kafka_event_ids
+from tests.integration.conftest import FaultyKafka, broker_behind_proxy
 from tests.scrape import parse_metrics, value
 from tests.support import SECRET, all_topics, read_topic, signed_headers, unique_prefix, wait_until
 
 DELIVERY_TIMEOUT = 1.0
 
 
-@dataclass
-class FaultyKafka:
-    proxy: TcpProxy
-    broker: EmbeddedBroker
-
-    @property
-    def bootstrap(self) -> str:
-        return self.broker.bootstrap_servers
-
-
 @pytest.fixture(scope="module")
 def faulty_kafka() -> Iterator[FaultyKafka]:
-    """A dedicated broker whose every connection crosses the proxy (it advertises the proxy)."""
-    broker_port = free_port()
-    with (
-        TcpProxy(upstream_port=broker_port) as proxy,
-        EmbeddedBroker(port=broker_port, advertised_port=proxy.port) as broker,
-    ):
-        yield FaultyKafka(proxy, broker)
+    """A broker of this module's own whose every connection crosses the proxy."""
+    with broker_behind_proxy() as kafka:
+        yield kafka
 
 
 @pytest.fixture
