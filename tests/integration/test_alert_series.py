@@ -14,7 +14,6 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
@@ -22,9 +21,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.delivery.embedded import EmbeddedBroker, free_port
 from bridge.delivery.topics import create_topics
-from tests.faults import BridgeProcess, TcpProxy, alert_body
+from tests.faults import BridgeProcess, alert_body
+from tests.integration.conftest import FaultyKafka, broker_behind_proxy
 from tests.support import EXAMPLES, REPO, SECRET, all_topics, signed_headers, unique_prefix
 
 RULES_FILE = REPO / "prometheus" / "unit21-kafka-bridge.rules.yml"
@@ -96,20 +95,10 @@ def missing(wanted: dict[str, set[str]], scrape: dict[str, set[str]]) -> list[st
     return problems
 
 
-@dataclass
-class ProxiedKafka:
-    proxy: TcpProxy
-    broker: EmbeddedBroker
-
-
 @pytest.fixture(scope="module")
-def proxied_kafka() -> Iterator[ProxiedKafka]:
-    broker_port = free_port()
-    with (
-        TcpProxy(upstream_port=broker_port) as proxy,
-        EmbeddedBroker(port=broker_port, advertised_port=proxy.port) as broker,
-    ):
-        yield ProxiedKafka(proxy, broker)
+def proxied_kafka() -> Iterator[FaultyKafka]:
+    with broker_behind_proxy() as kafka:
+        yield kafka
 
 
 def test_parsers_see_the_names_and_labels_the_expressions_use() -> None:
@@ -136,7 +125,7 @@ def test_parsers_see_the_names_and_labels_the_expressions_use() -> None:
 
 
 def test_every_series_the_rules_and_the_dashboard_name_exists_in_a_real_scrape(
-    proxied_kafka: ProxiedKafka, tmp_path: Path
+    proxied_kafka: FaultyKafka, tmp_path: Path
 ) -> None:
     wanted = referenced(rule_expressions())
     for name, labels in referenced(dashboard_expressions()).items():
